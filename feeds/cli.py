@@ -1,0 +1,87 @@
+"""The `feeds` command line: a thin layer that turns errors into `Error: …` lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .errors import FeedsError, Problem
+from .model import digest_to_json
+from .parse import read_archive
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SRC = click.argument(
+    "src", type=click.Path(file_okay=False, path_type=Path), default="seeds", required=False
+)
+
+
+def report(problems: Iterable[Problem], as_errors: bool = False) -> None:
+    """Print problems to stderr, one `Error: …` or `Warning: …` line each."""
+    for problem in problems:
+        label = "Error" if as_errors or problem.severity == "error" else "Warning"
+        click.echo(f"{label}: {problem}", err=True)
+
+
+def handle_errors(command: F) -> F:
+    """Run a command; a FeedsError becomes `Error:` lines and exit status 1, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FeedsError as exc:
+            report(exc.problems, as_errors=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="feeds")
+def main() -> None:
+    """Publish a bilingual (Korean/English) digest of ML paper notes.
+
+    Digests are plain-text files in SRC (default `seeds/`); `feeds check`
+    validates them and `feeds build` turns them into feeds, newsletters and
+    a static site in `dist/`.
+    """
+
+
+@main.command()
+@SRC
+@handle_errors
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 if there are any).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the parsed archive as JSON on stdout (schema in the README).",
+)
+def check(src: Path, strict: bool, as_json: bool) -> None:
+    """Parse every digest in SRC and report every warning and error.
+
+    Exits 0 when there are no errors (and, with --strict, no warnings), 1 otherwise.
+    """
+    archive, warnings, errors = read_archive(src)
+    report(warnings, as_errors=strict)
+    report(errors)
+    if as_json:
+        document = {
+            "digests": [digest_to_json(d) for d in archive.digests],
+            "warnings": [p.to_json() for p in warnings],
+            "errors": [p.to_json() for p in errors],
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        click.echo(
+            f"{len(archive.digests)} digests, {archive.notes} notes, {len(archive.tags())} tags; "
+            f"{len(errors)} errors, {len(warnings)} warnings"
+        )
+    sys.exit(1 if errors or (strict and warnings) else 0)

@@ -1,0 +1,68 @@
+"""The one exception type feeds raises for anything a user can fix, and the problems it carries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the input: what, and where (file and line when known)."""
+
+    message: str
+    source: str | None = None
+    line: int | None = None
+    severity: Severity = "error"
+
+    @property
+    def location(self) -> str:
+        if self.source is None:
+            return ""
+        return f"{self.source}:{self.line}" if self.line is not None else self.source
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+    def to_json(self) -> dict[str, object]:
+        return {"source": self.source, "line": self.line, "message": self.message}
+
+
+class FeedsError(Exception):
+    """Root of every error feeds reports to a user. Carries one or more problems."""
+
+    def __init__(self, message: str, source: str | None = None, line: int | None = None):
+        self.problems: tuple[Problem, ...] = (Problem(message, source, line),)
+        super().__init__(str(self.problems[0]))
+
+    @classmethod
+    def from_problems(cls, problems: Iterable[Problem]) -> FeedsError:
+        problems = tuple(problems)
+        if not problems:
+            raise ValueError("an error needs at least one problem")
+        error = cls.__new__(cls)
+        error.problems = problems
+        Exception.__init__(error, "\n".join(str(p) for p in problems))
+        return error
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class ParseError(FeedsError):
+    """A digest that does not follow the format."""
+
+
+class ConfigError(FeedsError):
+    """A missing or malformed setting."""
+
+
+class TemplateError(FeedsError):
+    """A template that does not render or compile."""
+
+
+class SendError(FeedsError):
+    """A newsletter that cannot be sent as asked."""

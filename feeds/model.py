@@ -1,0 +1,112 @@
+"""The parsed archive: frozen, typed, and free of I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Literal
+
+Lang = Literal["ko", "en"]
+LANGS: tuple[Lang, ...] = ("ko", "en")
+
+# C0/C1 controls (tab aside), lone surrogates and the two noncharacters XML 1.0 forbids.
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(text: str) -> str:
+    """Drop the characters no feed, page or header may carry; tabs become spaces."""
+    return _UNSAFE_CHARS.sub("", text.replace("\t", " "))
+
+
+def tag_key(tag: str) -> str:
+    """The grouping key of a tag: tags differing only in case are the same tag."""
+    return tag.casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One paper note: the paper, the author's commentary in both languages, the tags."""
+
+    title: str
+    slug: str
+    line: int
+    authors: tuple[str, ...]
+    abstract: tuple[str, ...]
+    korean: tuple[str, ...]
+    english: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def commentary(self, lang: Lang) -> tuple[str, ...]:
+        """The commentary paragraphs in one language."""
+        return self.korean if lang == "ko" else self.english
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One day's digest (or one part of a day with several)."""
+
+    id: str
+    date: date
+    part: int | None
+    source: str
+    notes: tuple[Note, ...]
+
+    @property
+    def sort_key(self) -> tuple[date, int]:
+        return (self.date, self.part or 0)
+
+    def published(self, tz: tzinfo) -> datetime:
+        """When the digest appeared: its date at midnight in the site's zone, a part an hour later each."""
+        return datetime.combine(self.date, time(0), tz) + timedelta(hours=self.part or 0)
+
+    def note_published(self, index: int, tz: tzinfo) -> datetime:
+        """A distinct time per note, so readers that sort by date keep the digest's order."""
+        return self.published(tz) + timedelta(seconds=len(self.notes) - index)
+
+
+def digest_id(day: date, part: int | None) -> str:
+    """`YYYY-MM-DD`, or `YYYY-MM-DD-N` for part N of a day."""
+    return day.isoformat() if part is None else f"{day.isoformat()}-{part}"
+
+
+@dataclass(frozen=True, slots=True)
+class Archive:
+    """Every digest, newest first, with tags in their display spelling."""
+
+    digests: tuple[Digest, ...]
+
+    @property
+    def notes(self) -> int:
+        return sum(len(d.notes) for d in self.digests)
+
+    def tags(self) -> dict[str, str]:
+        """Tag key -> display spelling, for every tag in the archive, sorted by key."""
+        found: dict[str, str] = {}
+        for digest in self.digests:
+            for note in digest.notes:
+                for tag in note.tags:
+                    found.setdefault(tag_key(tag), tag)
+        return dict(sorted(found.items()))
+
+
+def note_to_json(note: Note) -> dict[str, object]:
+    return {
+        "title": note.title,
+        "slug": note.slug,
+        "line": note.line,
+        "authors": list(note.authors),
+        "abstract": "\n".join(note.abstract),
+        "commentary": {"ko": list(note.korean), "en": list(note.english)},
+        "tags": list(note.tags),
+    }
+
+
+def digest_to_json(digest: Digest) -> dict[str, object]:
+    return {
+        "id": digest.id,
+        "date": digest.date.isoformat(),
+        "part": digest.part,
+        "source": digest.source,
+        "notes": [note_to_json(n) for n in digest.notes],
+    }

@@ -1,0 +1,352 @@
+"""Read digests: the plain-text format the author writes, into the model.
+
+A digest is a date header followed by notes. Each note is a title line, an
+authors line in parentheses, the abstract (lines without Hangul), the Korean
+commentary (first through last line with Hangul), the English commentary (the
+lines after it) and a line of #tags. Blank lines carry no meaning.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import ParseError, Problem
+from .model import Archive, Digest, Note, clean_text, digest_id, tag_key
+
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff]")
+_DATE_HEADER = re.compile(r"(\d{4})\s*년\s*(\d{1,2})\s*월\s*(\d{1,2})\s*일(?:\s*\(\s*(\d+)\s*\))?")
+_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ .'’\-])*")
+_TAG = re.compile(r"#([\w\-]+)")
+_SLUG_JUNK = re.compile(r"[^\w]+|_+")
+_SLUG_MAX = 80
+
+DATE_HEADER_FORMAT = '"YYYY년 M월 D일" (optionally followed by a part number " (N)")'
+
+
+class Line(NamedTuple):
+    number: int
+    text: str
+
+
+class Parsed(NamedTuple):
+    """A parsed digest and the warnings found on the way."""
+
+    digest: Digest
+    warnings: tuple[Problem, ...]
+
+
+def has_hangul(text: str) -> bool:
+    return _HANGUL.search(text) is not None
+
+
+def parse_authors(text: str) -> tuple[str, ...] | None:
+    """The names of an authors line `(Name, Name, …)`, or None when the line is not one."""
+    if len(text) < 3 or text[0] != "(" or text[-1] != ")":
+        return None
+    names = tuple(name.strip() for name in text[1:-1].split(","))
+    if all(_NAME.fullmatch(name) for name in names):
+        return names
+    return None
+
+
+def is_tags_line(text: str) -> bool:
+    """A line whose every word starts with `#` is meant as the tags line."""
+    return text.startswith("#") and all(word.startswith("#") for word in text.split())
+
+
+def slugify(title: str) -> str:
+    """A readable URL fragment for a title: lower case words joined by hyphens."""
+    slug = _SLUG_JUNK.sub("-", title.casefold()).strip("-")
+    if len(slug) > _SLUG_MAX:
+        cut = slug.rfind("-", 0, _SLUG_MAX + 1)
+        slug = slug[: cut if cut > 0 else _SLUG_MAX]
+    return slug or "note"
+
+
+@dataclass
+class _Collector:
+    source: str
+    errors: list[Problem]
+    warnings: list[Problem]
+
+    def error(self, line: int | None, message: str) -> None:
+        self.errors.append(Problem(message, self.source, line))
+
+    def warn(self, line: int | None, message: str) -> None:
+        self.warnings.append(Problem(message, self.source, line, "warning"))
+
+
+def _lines(text: str) -> list[Line]:
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    lines = []
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = unicodedata.normalize("NFC", clean_text(raw)).strip()
+        if line:
+            lines.append(Line(number, line))
+    return lines
+
+
+def _parse_header(line: Line | None, out: _Collector) -> tuple[date, int | None] | None:
+    if line is None:
+        out.error(1, f"expected a date header {DATE_HEADER_FORMAT}, found an empty file")
+        return None
+    match = _DATE_HEADER.fullmatch(line.text)
+    if match is None:
+        out.error(line.number, f'expected a date header {DATE_HEADER_FORMAT}, found "{line.text}"')
+        return None
+    year, month, day, part = match.groups()
+    try:
+        day_ = date(int(year), int(month), int(day))
+    except ValueError:
+        out.error(line.number, f'"{line.text}" is not a date that exists')
+        return None
+    if part is not None and int(part) < 1:
+        out.error(line.number, f'the part number in "{line.text}" must be 1 or more')
+        return None
+    return day_, None if part is None else int(part)
+
+
+def _parse_tags(line: Line, out: _Collector) -> tuple[str, ...]:
+    tags: dict[str, str] = {}
+    for word in line.text.split():
+        match = _TAG.fullmatch(word)
+        if match is None:
+            out.error(
+                line.number,
+                f'expected tags "#tag #tag", found "{word}": '
+                'a tag is letters, digits, "-" and "_" after one "#"',
+            )
+            continue
+        tags.setdefault(tag_key(match[1]), match[1])
+    return tuple(tags.values())
+
+
+def _starts_note(lines: list[Line], i: int) -> bool:
+    """A title line followed by an authors line: the next note, recognisable without tags."""
+    return (
+        i + 1 < len(lines)
+        and parse_authors(lines[i + 1].text) is not None
+        and parse_authors(lines[i].text) is None
+        and not is_tags_line(lines[i].text)
+    )
+
+
+def _split_body(body: list[str]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Abstract, Korean commentary and English commentary, by where the Hangul lines are."""
+    hangul = [i for i, text in enumerate(body) if has_hangul(text)]
+    if not hangul:
+        # Without Hangul there is no boundary to go by: the first line is taken for the abstract.
+        return tuple(body[:1]), (), tuple(body[1:])
+    first, last = hangul[0], hangul[-1]
+    return tuple(body[:first]), tuple(body[first : last + 1]), tuple(body[last + 1 :])
+
+
+def _parse_notes(lines: list[Line], out: _Collector) -> list[Note]:
+    notes: list[Note] = []
+    first_title_line: dict[str, int] = {}
+    used_slugs: set[str] = set()
+    i = 0
+    while i < len(lines):
+        title = lines[i]
+        if is_tags_line(title.text) or parse_authors(title.text) is not None:
+            what = "a tags line" if is_tags_line(title.text) else "an authors line"
+            out.error(
+                title.number,
+                f'expected the title line of a note, found {what} "{title.text}" '
+                "that belongs to no note",
+            )
+            i += 1
+            continue
+        i += 1
+        authors: tuple[str, ...] = ()
+        if i < len(lines) and (names := parse_authors(lines[i].text)) is not None:
+            authors = names
+            i += 1
+        else:
+            found = f'"{_clip(lines[i].text)}"' if i < len(lines) else "the end of the file"
+            out.warn(
+                lines[i].number if i < len(lines) else title.number,
+                f'expected an authors line "(Name, Name, …)" after the title "{_clip(title.text)}", '
+                f"found {found}",
+            )
+        body: list[str] = []
+        tags: tuple[str, ...] | None = None
+        while i < len(lines):
+            if is_tags_line(lines[i].text):
+                tags = _parse_tags(lines[i], out)
+                i += 1
+                break
+            if _starts_note(lines, i):
+                break
+            body.append(lines[i].text)
+            i += 1
+        if not authors and not body and tags is None:
+            out.error(
+                title.number,
+                f'"{_clip(title.text)}" cannot be placed in a note: expected a title line '
+                'followed by an authors line "(Name, Name, …)", the abstract, the commentary '
+                "and a tags line",
+            )
+            continue
+        if tags is None:
+            where = f' before the next note "{_clip(lines[i].text)}"' if i < len(lines) else ""
+            out.warn(title.number, f'the note "{_clip(title.text)}" has no tags line{where}')
+        abstract, korean, english = _split_body(body)
+        if not abstract:
+            out.warn(title.number, f'the note "{_clip(title.text)}" has no abstract')
+        if not korean:
+            out.warn(title.number, f'the note "{_clip(title.text)}" has no Korean commentary')
+        if not english:
+            out.warn(title.number, f'the note "{_clip(title.text)}" has no English commentary')
+        slug = base = slugify(title.text)
+        n = 2
+        while slug in used_slugs:
+            slug = f"{base}-{n}"
+            n += 1
+        used_slugs.add(slug)
+        if title.text in first_title_line:
+            out.warn(
+                title.number,
+                f'the title "{_clip(title.text)}" already appears at line '
+                f"{first_title_line[title.text]}; this note gets the anchor #{slug}",
+            )
+        first_title_line.setdefault(title.text, title.number)
+        notes.append(
+            Note(title.text, slug, title.number, authors, abstract, korean, english, tags or ())
+        )
+    return notes
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def parse_digest(text: str, source: str) -> Parsed:
+    """Parse one digest's text. Raises ParseError carrying every error found in it."""
+    out = _Collector(source, [], [])
+    lines = _lines(text)
+    header = _parse_header(lines[0] if lines else None, out)
+    notes = _parse_notes(lines[1:], out) if lines else []
+    if lines and not notes and not out.errors:
+        out.error(lines[0].number, "the digest has no notes after its date header")
+    if out.errors or header is None:
+        raise ParseError.from_problems(out.errors)
+    day, part = header
+    digest = Digest(digest_id(day, part), day, part, source, tuple(notes))
+    return Parsed(digest, tuple(out.warnings))
+
+
+def decode_digest(data: bytes, source: str) -> str:
+    """UTF-8 text of a digest file (a BOM is allowed). Raises ParseError at the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ParseError(
+            f"expected UTF-8 text, found the byte 0x{data[exc.start]:02x} "
+            f"at byte offset {exc.start}",
+            source,
+            line,
+        ) from None
+
+
+def format_digest(digest: Digest) -> str:
+    """The digest written back in the format parse_digest reads."""
+    header = f"{digest.date.year}년 {digest.date.month}월 {digest.date.day}일"
+    if digest.part is not None:
+        header += f" ({digest.part})"
+    lines = [header]
+    for note in digest.notes:
+        lines.append(note.title)
+        if note.authors:
+            lines.append(f"({', '.join(note.authors)})")
+        lines += [*note.abstract, *note.korean, *note.english]
+        if note.tags:
+            lines.append(" ".join(f"#{tag}" for tag in note.tags))
+    return "\n".join(lines) + "\n"
+
+
+class Loaded(NamedTuple):
+    """What a folder of digests gave: the archive (all digests that parsed) and every problem."""
+
+    archive: Archive
+    warnings: tuple[Problem, ...]
+    errors: tuple[Problem, ...]
+
+
+def digest_files(folder: Path) -> list[Path]:
+    """The digest files of a folder: `*.txt`, hidden files aside, in name order."""
+    if not folder.is_dir():
+        raise ParseError(f"expected a folder of digests, found no folder at {folder}")
+    return sorted(p for p in folder.glob("*.txt") if not p.name.startswith(".") and p.is_file())
+
+
+def read_archive(folder: Path) -> Loaded:
+    """Read every digest in a folder, collecting every warning and error rather than stopping."""
+    files = digest_files(folder)
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    digests: list[Digest] = []
+    if not files:
+        errors.append(Problem(f"expected digest files (*.txt) in {folder}, found none"))
+    for path in files:
+        source = str(path)
+        try:
+            parsed = parse_digest(decode_digest(path.read_bytes(), source), source)
+        except ParseError as exc:
+            errors.extend(exc.problems)
+            continue
+        digests.append(parsed.digest)
+        warnings.extend(parsed.warnings)
+    errors.extend(_duplicate_ids(digests))
+    digests.sort(key=lambda d: d.sort_key, reverse=True)
+    return Loaded(Archive(_display_tags(digests)), tuple(warnings), tuple(errors))
+
+
+def load_archive(folder: Path) -> Loaded:
+    """Read every digest in a folder. Raises ParseError carrying every error in every file."""
+    loaded = read_archive(folder)
+    if loaded.errors:
+        raise ParseError.from_problems(loaded.errors)
+    return loaded
+
+
+def _duplicate_ids(digests: Iterable[Digest]) -> list[Problem]:
+    seen: dict[str, Digest] = {}
+    problems = []
+    for digest in digests:
+        if digest.id in seen:
+            problems.append(
+                Problem(
+                    f"the digest id {digest.id} is also the id of {seen[digest.id].source}: "
+                    "expected one file per date (and part)",
+                    digest.source,
+                    1,
+                )
+            )
+        else:
+            seen[digest.id] = digest
+    return problems
+
+
+def _display_tags(newest_first: list[Digest]) -> tuple[Digest, ...]:
+    """Every tag spelt as it was first written, oldest digest first."""
+    spelling: dict[str, str] = {}
+    for digest in reversed(newest_first):
+        for note in digest.notes:
+            for tag in note.tags:
+                spelling.setdefault(tag_key(tag), tag)
+
+    def respell(note: Note) -> Note:
+        tags = tuple(spelling[tag_key(t)] for t in note.tags)
+        return note if tags == note.tags else replace(note, tags=tags)
+
+    return tuple(
+        replace(digest, notes=tuple(respell(n) for n in digest.notes)) for digest in newest_first
+    )
