@@ -83,13 +83,10 @@ class _Collector:
 
 
 def _lines(text: str) -> list[Line]:
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    lines = []
-    for number, raw in enumerate(text.split("\n"), 1):
-        line = unicodedata.normalize("NFC", clean_text(raw)).strip()
-        if line:
-            lines.append(Line(number, line))
-    return lines
+    text = clean_text(text.removeprefix("\ufeff").replace("\r\n", "\n"))
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return [Line(n, line) for n, raw in enumerate(text.split("\n"), 1) if (line := raw.strip())]
 
 
 def _parse_header(line: Line | None, out: _Collector) -> tuple[date, int | None] | None:
@@ -127,13 +124,10 @@ def _parse_tags(line: Line, out: _Collector) -> tuple[str, ...]:
     return tuple(tags.values())
 
 
-def _starts_note(lines: list[Line], i: int) -> bool:
+def _starts_note(authors: list[tuple[str, ...] | None], tags: list[bool], i: int) -> bool:
     """A title line followed by an authors line: the next note, recognisable without tags."""
     return (
-        i + 1 < len(lines)
-        and parse_authors(lines[i + 1].text) is not None
-        and parse_authors(lines[i].text) is None
-        and not is_tags_line(lines[i].text)
+        i + 1 < len(authors) and authors[i + 1] is not None and authors[i] is None and not tags[i]
     )
 
 
@@ -151,11 +145,16 @@ def _parse_notes(lines: list[Line], out: _Collector) -> list[Note]:
     notes: list[Note] = []
     first_title_line: dict[str, int] = {}
     used_slugs: set[str] = set()
+    authors_at = [
+        parse_authors(line.text) if line.text[0] == "(" and line.text[-1] == ")" else None
+        for line in lines
+    ]
+    tags_at = [line.text[0] == "#" and is_tags_line(line.text) for line in lines]
     i = 0
     while i < len(lines):
         title = lines[i]
-        if is_tags_line(title.text) or parse_authors(title.text) is not None:
-            what = "a tags line" if is_tags_line(title.text) else "an authors line"
+        if tags_at[i] or authors_at[i] is not None:
+            what = "a tags line" if tags_at[i] else "an authors line"
             out.error(
                 title.number,
                 f'expected the title line of a note, found {what} "{title.text}" '
@@ -165,7 +164,7 @@ def _parse_notes(lines: list[Line], out: _Collector) -> list[Note]:
             continue
         i += 1
         authors: tuple[str, ...] = ()
-        if i < len(lines) and (names := parse_authors(lines[i].text)) is not None:
+        if i < len(lines) and (names := authors_at[i]) is not None:
             authors = names
             i += 1
         else:
@@ -178,11 +177,11 @@ def _parse_notes(lines: list[Line], out: _Collector) -> list[Note]:
         body: list[str] = []
         tags: tuple[str, ...] | None = None
         while i < len(lines):
-            if is_tags_line(lines[i].text):
+            if tags_at[i]:
                 tags = _parse_tags(lines[i], out)
                 i += 1
                 break
-            if _starts_note(lines, i):
+            if _starts_note(authors_at, tags_at, i):
                 break
             body.append(lines[i].text)
             i += 1
