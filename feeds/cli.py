@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from .build import build as run_build
+from .config import Settings, load_settings
 from .errors import FeedsError, Problem
 from .model import digest_to_json
 from .parse import read_archive
@@ -85,3 +87,52 @@ def check(src: Path, strict: bool, as_json: bool) -> None:
             f"{len(errors)} errors, {len(warnings)} warnings"
         )
     sys.exit(1 if errors or (strict and warnings) else 0)
+
+
+CONFIG = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A TOML settings file (default: [tool.feeds] in ./pyproject.toml).",
+)
+
+
+def settings_for(config: Path | None, **overrides: Any) -> Settings:
+    """Load settings, print their warnings, and return them."""
+    settings, warnings = load_settings(config, overrides)
+    report(warnings)
+    return settings
+
+
+@main.command()
+@SRC
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="dist",
+    show_default=True,
+    help="Folder to publish into; replaced as a whole, atomically.",
+)
+@CONFIG
+@click.option("--base-url", help="Public URL the site is served from (overrides base_url).")
+@click.option(
+    "--feed-limit", type=int, help="Items per feed, newest first; 0 for all (overrides feed_limit)."
+)
+@handle_errors
+def build(
+    src: Path, out: Path, config: Path | None, base_url: str | None, feed_limit: int | None
+) -> None:
+    """Build the digests in SRC (default seeds/) into feeds, newsletters and pages in OUT.
+
+    Nothing in OUT changes unless the whole build succeeds; files whose bytes
+    are unchanged keep their modification time, and files no longer produced
+    are removed. Settings come from [tool.feeds] in pyproject.toml (or
+    --config), then FEEDS_* environment variables, then these options.
+    """
+    settings = settings_for(config, base_url=base_url, feed_limit=feed_limit)
+    result = run_build(src, out, settings)
+    report(result.warnings)
+    timing = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
+    click.echo(
+        f"Built {out}: {len(result.written)} written, {result.unchanged} unchanged, "
+        f"{len(result.removed)} removed in {result.seconds:.2f}s ({timing})"
+    )

@@ -110,3 +110,17 @@ def digest_to_json(digest: Digest) -> dict[str, object]:
         "source": digest.source,
         "notes": [note_to_json(n) for n in digest.notes],
     }
+
+
+def clean_note(note: Note) -> Note:
+    """The note with every text field passed through clean_text (for notes not from the parser)."""
+    return Note(
+        clean_text(note.title),
+        note.slug,
+        note.line,
+        tuple(map(clean_text, note.authors)),
+        tuple(map(clean_text, note.abstract)),
+        tuple(map(clean_text, note.korean)),
+        tuple(map(clean_text, note.english)),
+        tuple(map(clean_text, note.tags)),
+    )

@@ -1,0 +1,197 @@
+"""`feeds build`: plan every output as path -> bytes, then replace dist/ atomically.
+
+A file whose bytes are unchanged is carried over as a hard link, so its
+modification time stays and sync tools upload nothing; a build with no change
+at all touches nothing. Any error before the swap leaves dist/ as it was.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+from .errors import FeedsError, Problem
+from .feed import render_feeds
+from .parse import load_archive
+from .state import STATE_FILE, dump_state, parse_state, resolve_updates
+from .templating import make_environment
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did: files written, unchanged and removed, and where the time went."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    bytes_written: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+class _Timer:
+    def __init__(self, report: BuildReport):
+        self.report = report
+
+    def __call__(
+        self, stage: str, outputs: Iterable[tuple[str, bytes]]
+    ) -> Iterator[tuple[str, bytes]]:
+        """Pass outputs through, adding the time spent producing them to `stage`."""
+        iterator = iter(outputs)
+        while True:
+            start = time.perf_counter()
+            try:
+                output = next(iterator)
+            except StopIteration:
+                self.report.timings[stage] = (
+                    self.report.timings.get(stage, 0) + time.perf_counter() - start
+                )
+                return
+            self.report.timings[stage] = (
+                self.report.timings.get(stage, 0) + time.perf_counter() - start
+            )
+            yield output
+
+
+def plan_outputs(
+    src: Path, settings: Settings, report: BuildReport
+) -> tuple[dict[str, bytes], bytes]:
+    """Every output of the build, and the note state to record beside the digests."""
+    timer = _Timer(report)
+    start = time.perf_counter()
+    loaded = load_archive(src)
+    report.warnings.extend(loaded.warnings)
+    state_path = src / STATE_FILE
+    previous = parse_state(state_path.read_bytes() if state_path.exists() else None)
+    updates = resolve_updates(loaded.archive, previous, settings.tz)
+    report.timings["parse"] = time.perf_counter() - start
+    env = make_environment(settings.templates_dir)
+    outputs: dict[str, bytes] = {}
+    for path, data in timer("feeds", render_feeds(loaded.archive, settings, updates, env)):
+        if path in outputs:
+            raise FeedsError(f"two outputs would be written to dist/{path}")
+        outputs[path] = data
+    return outputs, dump_state(updates.state)
+
+
+def build(
+    src: Path, out: Path, settings: Settings, progress: Progress | None = None
+) -> BuildReport:
+    """Build SRC into OUT. Raises FeedsError (with every problem) and then leaves OUT untouched."""
+    report = BuildReport()
+    outputs, state = plan_outputs(src, settings, report)
+    start = time.perf_counter()
+    write_tree(out, outputs, report, progress)
+    _write_if_changed(src / STATE_FILE, state)
+    report.timings["write"] = time.perf_counter() - start
+    return report
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if path.exists() and path.read_bytes() == data:
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _existing_files(root: Path) -> set[str]:
+    if not root.is_dir():
+        return set()
+    return {
+        str(Path(dirpath, name).relative_to(root).as_posix())
+        for dirpath, _, names in os.walk(root)
+        for name in names
+    }
+
+
+def _same(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def write_tree(
+    out: Path, outputs: dict[str, bytes], report: BuildReport, progress: Progress | None = None
+) -> None:
+    """Make OUT hold exactly `outputs`, swapping in a staged copy in one step."""
+    _recover(out)
+    existing = _existing_files(out)
+    changed = {p for p, data in outputs.items() if p not in existing or not _same(out / p, data)}
+    report.removed = sorted(existing - outputs.keys())
+    report.unchanged = len(outputs) - len(changed)
+    report.written = sorted(changed)
+    report.bytes_written = sum(len(outputs[p]) for p in changed)
+    if not changed and not report.removed and out.is_dir():
+        return
+    staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for number, (path, data) in enumerate(sorted(outputs.items()), 1):
+        target = staging / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path in changed:
+            target.write_bytes(data)
+        else:
+            os.link(out / path, target)
+        if progress is not None and number % 500 == 0:
+            progress(f"{number}/{len(outputs)}")
+    _swap_in(staging, out)
+
+
+def _staging_dirs(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}.staging-*")) + sorted(
+        out.parent.glob(f".{out.name}.old-*")
+    )
+
+
+def _recover(out: Path) -> None:
+    """Finish what an interrupted build left: restore a moved-away dist/, drop stale staging dirs."""
+    leftovers = _staging_dirs(out)
+    olds = [p for p in leftovers if ".old-" in p.name]
+    if not out.exists() and olds:
+        olds[-1].rename(out)
+    for path in _staging_dirs(out):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux renameat2); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    if not out.exists():
+        staging.rename(out)
+        return
+    if _exchange(staging, out):
+        shutil.rmtree(staging)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old)

@@ -1,0 +1,309 @@
+"""RSS 2.0, Atom 1.0 and JSON Feed 1.1 per language and per tag, and the OPML list of them all.
+
+The only module that imports feedgen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from xml.etree import ElementTree
+
+import jinja2
+from feedgen.ext.base import BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from . import __version__
+from .config import Settings
+from .i18n import TEXT
+from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text, tag_key
+from .state import Updates
+from .templating import render
+from .urls import (
+    FEED_FORMATS,
+    OPML_PATH,
+    FeedFormat,
+    Urls,
+    archive_page_path,
+    lang_feed_path,
+    tag_feed_path,
+    tag_page_path,
+    tag_slugs,
+)
+
+_ATOM_NS = "http://www.w3.org/2005/Atom"
+MEDIA_TYPES: dict[FeedFormat, str] = {
+    "atom": "application/atom+xml",
+    "rss": "application/rss+xml",
+    "json": "application/feed+json",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One note as a feed item in one language."""
+
+    id: str
+    url: str
+    title: str
+    content_html: str
+    summary: str
+    published: datetime
+    updated: datetime
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Channel:
+    lang: Lang
+    title: str
+    description: str
+    page_url: str
+    self_urls: dict[FeedFormat, str]
+    paths: dict[FeedFormat, str]
+
+
+class _WebSubRss(BaseExtension):
+    """feedgen writes only the self atom:link in RSS; the hub link goes in the same way."""
+
+    hub: str = ""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": _ATOM_NS}
+
+    def extend_rss(self, feed):  # type: ignore[no-untyped-def]
+        etree.SubElement(feed[0], f"{{{_ATOM_NS}}}link", rel="hub", href=self.hub)
+        return feed
+
+
+def _commentary(note: Note, lang: Lang) -> tuple[str, ...]:
+    """The commentary in the feed's language, or, when the note lacks it, what it has."""
+    other: Lang = "en" if lang == "ko" else "ko"
+    return note.commentary(lang) or note.commentary(other)
+
+
+def _items(
+    archive: Archive, lang: Lang, settings: Settings, updates: Updates, env: jinja2.Environment
+) -> list[tuple[Item, tuple[str, ...]]]:
+    urls = Urls(settings.base_url)
+    slugs = tag_slugs(archive.tags().values())
+    items = []
+    for digest in archive.digests:
+        for index, raw in enumerate(digest.notes):
+            note = clean_note(raw)
+            items.append(
+                (_item(digest, index, note, lang, settings, updates, env, urls, slugs), raw.tags)
+            )
+    return items
+
+
+def _item(
+    digest: Digest,
+    index: int,
+    note: Note,
+    lang: Lang,
+    settings: Settings,
+    updates: Updates,
+    env: jinja2.Environment,
+    urls: Urls,
+    slugs: dict[str, str],
+) -> Item:
+    tz = settings.tz
+    commentary = _commentary(note, lang)
+    tag_links = [(tag, urls.of(tag_page_path(lang, slugs[tag]))) for tag in note.tags]
+    content = render(
+        env,
+        "feed_item.html",
+        note=note,
+        commentary=commentary,
+        lang=lang,
+        text=TEXT[lang],
+        tag_links=tag_links,
+    )
+    published = digest.note_published(index, tz)
+    url = urls.note(lang, digest.id, note.slug)
+    summary = (commentary or note.abstract or (note.title,))[0]
+    return Item(
+        id=url,
+        url=url,
+        title=note.title,
+        content_html=content.strip(),
+        summary=summary,
+        published=published,
+        updated=updates.of(digest, note) or published,
+        tags=note.tags,
+    )
+
+
+def _feedgen(channel: Channel, items: list[Item], settings: Settings) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.id(channel.self_urls["atom"])
+    fg.title(clean_text(channel.title))
+    fg.subtitle(clean_text(channel.description))
+    fg.description(clean_text(channel.description))
+    fg.language(channel.lang)
+    fg.author({"name": clean_text(settings.author_name), "email": settings.author_email})
+    fg.managingEditor(f"{settings.author_email} ({clean_text(settings.author_name)})")
+    fg.generator("feeds", version=__version__)
+    fg.link(href=channel.page_url, rel="alternate", type="text/html")
+    if settings.websub_hub:
+        fg.link(href=settings.websub_hub, rel="hub")
+    newest = max((i.updated for i in items), default=None)
+    if newest is not None:
+        fg.updated(newest)
+    for item in items:
+        fe = fg.add_entry(order="append")
+        fe.id(item.id)
+        fe.guid(item.id, permalink=True)
+        fe.title(item.title)
+        fe.link(href=item.url, rel="alternate", type="text/html")
+        fe.published(item.published)
+        fe.updated(item.updated)
+        fe.summary(item.summary)
+        fe.description(item.summary)
+        fe.content(item.content_html, type="html")
+        for tag in item.tags:
+            fe.category(term=tag)
+    return fg
+
+
+def _serialise(
+    channel: Channel, items: list[Item], settings: Settings
+) -> Iterator[tuple[str, bytes]]:
+    fg = _feedgen(channel, items, settings)
+    fg.link(href=channel.self_urls["atom"], rel="self", type=MEDIA_TYPES["atom"])
+    if not items:
+        fg.updated(datetime.fromtimestamp(0, settings.tz))
+    yield channel.paths["atom"], fg.atom_str(pretty=True, encoding="UTF-8")
+    fg.link(href=channel.self_urls["rss"], rel="self", type=MEDIA_TYPES["rss"], replace=True)
+    fg.link(href=channel.page_url, rel="alternate", type="text/html")
+    if settings.websub_hub:
+        fg.register_extension("websub", _websub_class(settings.websub_hub), atom=False, rss=True)
+    yield channel.paths["rss"], fg.rss_str(pretty=True, encoding="UTF-8")
+    yield channel.paths["json"], _json_feed(channel, items, settings)
+
+
+def _websub_class(hub: str) -> type[_WebSubRss]:
+    return type("WebSubRss", (_WebSubRss,), {"hub": hub})
+
+
+def _json_feed(channel: Channel, items: list[Item], settings: Settings) -> bytes:
+    document: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": clean_text(channel.title),
+        "home_page_url": channel.page_url,
+        "feed_url": channel.self_urls["json"],
+        "description": clean_text(channel.description),
+        "language": channel.lang,
+        "authors": [
+            {"name": clean_text(settings.author_name), "url": f"mailto:{settings.author_email}"}
+        ],
+    }
+    if settings.websub_hub:
+        document["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
+    document["items"] = [
+        {
+            "id": item.id,
+            "url": item.url,
+            "title": item.title,
+            "content_html": item.content_html,
+            "summary": item.summary,
+            "date_published": item.published.isoformat(),
+            "date_modified": item.updated.isoformat(),
+            "tags": list(item.tags),
+            "language": channel.lang,
+        }
+        for item in items
+    ]
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def render_feeds(
+    archive: Archive, settings: Settings, updates: Updates, env: jinja2.Environment
+) -> Iterator[tuple[str, bytes]]:
+    """Every feed file and the OPML, as (path under dist/, bytes)."""
+    urls = Urls(settings.base_url)
+    tags = archive.tags()
+    slugs = tag_slugs(tags.values())
+    limit = settings.feed_limit or None
+    for lang in LANGS:
+        items = _items(archive, lang, settings, updates, env)
+        paths = {fmt: lang_feed_path(lang, fmt) for fmt in FEED_FORMATS}
+        channel = Channel(
+            lang,
+            settings.title[lang],
+            settings.description[lang],
+            urls.of(archive_page_path(lang)),
+            {fmt: urls.of(p) for fmt, p in paths.items()},
+            paths,
+        )
+        yield from _serialise(channel, [i for i, _ in items[:limit]], settings)
+        by_tag: dict[str, list[Item]] = {}
+        for item, raw_tags in items:
+            for tag in raw_tags:
+                by_tag.setdefault(tag_key(tag), []).append(item)
+        for key, display in tags.items():
+            slug = slugs[display]
+            paths = {fmt: tag_feed_path(lang, slug, fmt) for fmt in FEED_FORMATS}
+            channel = Channel(
+                lang,
+                TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=display),
+                TEXT[lang]["tag_feed_description"].format(tag=display),
+                urls.of(tag_page_path(lang, slug)),
+                {fmt: urls.of(p) for fmt, p in paths.items()},
+                paths,
+            )
+            yield from _serialise(channel, by_tag[key][:limit], settings)
+    yield OPML_PATH, render_opml(archive, settings)
+
+
+def render_opml(archive: Archive, settings: Settings) -> bytes:
+    """An OPML 2.0 subscription list: per language, the language feed, then a folder of tag feeds."""
+    urls = Urls(settings.base_url)
+    tags = archive.tags()
+    slugs = tag_slugs(tags.values())
+    opml = ElementTree.Element("opml", version="2.0")
+    head = ElementTree.SubElement(opml, "head")
+    ElementTree.SubElement(head, "title").text = clean_text(" / ".join(settings.title.values()))
+    ElementTree.SubElement(head, "ownerName").text = clean_text(settings.author_name)
+    body = ElementTree.SubElement(opml, "body")
+    for lang in LANGS:
+        group = ElementTree.SubElement(body, "outline", text=TEXT[lang]["language_name"])
+        _outline(
+            group,
+            settings.title[lang],
+            urls.of(lang_feed_path(lang, "atom")),
+            urls.of(archive_page_path(lang)),
+            lang,
+        )
+        folder = ElementTree.SubElement(group, "outline", text=TEXT[lang]["tags"])
+        for display in tags.values():
+            slug = slugs[display]
+            title = TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=display)
+            _outline(
+                folder,
+                title,
+                urls.of(tag_feed_path(lang, slug, "atom")),
+                urls.of(tag_page_path(lang, slug)),
+                lang,
+            )
+    ElementTree.indent(opml)
+    return ElementTree.tostring(opml, encoding="UTF-8", xml_declaration=True) + b"\n"
+
+
+def _outline(
+    parent: ElementTree.Element, title: str, xml_url: str, html_url: str, lang: Lang
+) -> None:
+    ElementTree.SubElement(
+        parent,
+        "outline",
+        type="rss",
+        text=clean_text(title),
+        title=clean_text(title),
+        xmlUrl=xml_url,
+        htmlUrl=html_url,
+        language=lang,
+    )

@@ -1,0 +1,98 @@
+"""Words and dates the way each language writes them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from .model import Lang
+
+_MONTHS_EN = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+TEXT: dict[Lang, dict[str, str]] = {
+    "ko": {
+        "language_name": "한국어",
+        "other_language": "English",
+        "tag_feed_title": "{title} · #{tag}",
+        "tag_feed_description": "#{tag} 태그가 달린 노트",
+        "authors": "저자",
+        "abstract": "초록",
+        "tags": "태그",
+        "et_al": "외",
+        "read_abstract": "초록 읽기",
+        "view_in_browser": "브라우저에서 보기",
+        "feeds": "피드",
+        "unsubscribe": "구독 해지",
+        "why": "{title} 뉴스레터를 구독하셨기 때문에 이 메일을 받으셨습니다.",
+        "subject": "{title} · {date}",
+        "preheader": "이번 호의 논문: {titles}",
+        "archive": "전체 목록",
+        "all_tags": "모든 태그",
+        "notes_count": "노트 {n}개",
+        "latest": "최근 다이제스트",
+        "subscribe": "구독",
+        "newsletter": "이메일 뉴스레터",
+        "not_found": "페이지를 찾을 수 없습니다",
+        "tagged": "#{tag} 태그가 달린 노트",
+        "home": "처음으로",
+    },
+    "en": {
+        "language_name": "English",
+        "other_language": "한국어",
+        "tag_feed_title": "{title} · #{tag}",
+        "tag_feed_description": "Notes tagged #{tag}",
+        "authors": "Authors",
+        "abstract": "Abstract",
+        "tags": "Tags",
+        "et_al": "et al.",
+        "read_abstract": "Read the abstract",
+        "view_in_browser": "View in browser",
+        "feeds": "Feeds",
+        "unsubscribe": "Unsubscribe",
+        "why": "You receive this because you subscribed to the {title} newsletter.",
+        "subject": "{title} · {date}",
+        "preheader": "In this issue: {titles}",
+        "archive": "Archive",
+        "all_tags": "All tags",
+        "notes_count": "{n} notes",
+        "latest": "Latest digests",
+        "subscribe": "Subscribe",
+        "newsletter": "Email newsletter",
+        "not_found": "Page not found",
+        "tagged": "Notes tagged #{tag}",
+        "home": "Home",
+    },
+}
+
+
+def format_date(day: date, lang: Lang) -> str:
+    """`2024년 11월 7일` or `November 7, 2024`."""
+    if lang == "ko":
+        return f"{day.year}년 {day.month}월 {day.day}일"
+    return f"{_MONTHS_EN[day.month - 1]} {day.day}, {day.year}"
+
+
+def format_month(day: date, lang: Lang) -> str:
+    """`2024년 11월` or `November 2024`."""
+    if lang == "ko":
+        return f"{day.year}년 {day.month}월"
+    return f"{_MONTHS_EN[day.month - 1]} {day.year}"
+
+
+def short_authors(authors: tuple[str, ...], lang: Lang) -> str:
+    """The first three names, then "et al." (외)."""
+    if len(authors) <= 3:
+        return ", ".join(authors)
+    return ", ".join(authors[:3]) + " " + TEXT[lang]["et_al"]

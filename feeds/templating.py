@@ -1,0 +1,65 @@
+"""The Jinja environment every renderer shares, and template errors as FeedsErrors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import jinja2
+
+from .errors import TemplateError
+
+
+def default_templates_dir() -> Path:
+    """The templates shipped with feeds: inside the wheel, or beside the package in a checkout."""
+    inside = Path(__file__).resolve().parent / "templates"
+    return inside if inside.is_dir() else Path(__file__).resolve().parent.parent / "templates"
+
+
+def make_environment(templates_dir: str | None) -> jinja2.Environment:
+    """StrictUndefined, autoescaping for html, xml and mjml; user templates first, then defaults."""
+    folders = [default_templates_dir()]
+    if templates_dir:
+        folders.insert(0, Path(templates_dir))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(["html", "xml", "mjml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@contextmanager
+def template_errors(name: str) -> Iterator[None]:
+    """Turn any Jinja error while rendering `name` into a TemplateError naming file and line."""
+    try:
+        yield
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"template syntax: {exc.message}", exc.filename or exc.name or name, exc.lineno
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"template not found: {exc.name}", name) from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template error: {exc}", *_template_frame(exc, name)) from None
+
+
+def _template_frame(exc: BaseException, name: str) -> tuple[str, int | None]:
+    """The innermost template file and line in a traceback, as Jinja rewrites it."""
+    tb = exc.__traceback__
+    found: tuple[str, int | None] = (name, None)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.endswith(".py"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def render(env: jinja2.Environment, name: str, **context: object) -> str:
+    """Render a template by name; errors become TemplateError with the template's file and line."""
+    with template_errors(name):
+        return env.get_template(name).render(**context)

@@ -1,0 +1,107 @@
+"""Every output path and public URL. Nothing else in feeds builds one.
+
+Paths are POSIX paths relative to `dist/`; URLs are absolute, under base_url.
+The feed URLs are public: once published they must never change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+from .errors import FeedsError
+from .model import Lang, tag_key
+
+FeedFormat = Literal["atom", "rss", "json"]
+FEED_FORMATS: tuple[FeedFormat, ...] = ("atom", "rss", "json")
+FEED_FILES: dict[FeedFormat, str] = {"atom": "atom.xml", "rss": "rss.xml", "json": "feed.json"}
+MailPart = Literal["html", "txt", "eml"]
+
+_SAFE_SLUG = re.compile(r"[\w-]+")
+
+
+def tag_slug(tag: str) -> str:
+    """The path segment of a tag: its grouping key (letters, digits, '-' and '_'; Hangul stays)."""
+    slug = tag_key(tag)
+    if not _SAFE_SLUG.fullmatch(slug) or slug.strip("-_") == "":
+        raise FeedsError(f"the tag {tag!r} has no path-safe form")
+    return slug
+
+
+def tag_slugs(tags: Iterable[str]) -> dict[str, str]:
+    """Tag (display spelling) -> slug. Two tags sharing a slug are an error naming both."""
+    by_slug: dict[str, str] = {}
+    for tag in tags:
+        slug = tag_slug(tag)
+        if slug in by_slug and by_slug[slug] != tag:
+            raise FeedsError(
+                f"the tags #{by_slug[slug]} and #{tag} would share the path tags/{slug}/"
+            )
+        by_slug[slug] = tag
+    return {tag: slug for slug, tag in by_slug.items()}
+
+
+def lang_feed_path(lang: Lang, fmt: FeedFormat) -> str:
+    return f"{lang}/{FEED_FILES[fmt]}"
+
+
+def tag_feed_path(lang: Lang, slug: str, fmt: FeedFormat) -> str:
+    return f"{lang}/tags/{slug}/{FEED_FILES[fmt]}"
+
+
+OPML_PATH = "feeds.opml"
+HOME_PATH = "index.html"
+NOT_FOUND_PATH = "404.html"
+SITEMAP_PATH = "sitemap.xml"
+ROBOTS_PATH = "robots.txt"
+
+
+def archive_page_path(lang: Lang) -> str:
+    return f"{lang}/index.html"
+
+
+def digest_page_path(lang: Lang, digest_id: str) -> str:
+    return f"{lang}/{digest_id}/index.html"
+
+
+def tag_index_path(lang: Lang) -> str:
+    return f"{lang}/tags/index.html"
+
+
+def tag_page_path(lang: Lang, slug: str) -> str:
+    return f"{lang}/tags/{slug}/index.html"
+
+
+def newsletter_path(digest_id: str, lang: Lang, part: MailPart) -> str:
+    return f"newsletters/{digest_id}/{lang}.{part}"
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Absolute URLs for the paths above, under one base URL (which ends with '/')."""
+
+    base_url: str
+
+    def of(self, path: str, fragment: str | None = None) -> str:
+        """The public URL of an output path; `dir/index.html` is served as `dir/`."""
+        if path == "index.html" or path.endswith("/index.html"):
+            path = path[: -len("index.html")]
+        url = self.base_url + quote(path, safe="/")
+        return f"{url}#{quote(fragment, safe='')}" if fragment else url
+
+    def note(self, lang: Lang, digest_id: str, slug: str) -> str:
+        """The permalink of a note: its anchor on the digest page."""
+        return self.of(digest_page_path(lang, digest_id), slug)
+
+    def path_of(self, url: str) -> str | None:
+        """The output path a URL of this site is served from, or None for an external URL."""
+        from urllib.parse import unquote, urldefrag
+
+        url = urldefrag(url)[0]
+        if not url.startswith(self.base_url):
+            return None
+        path = unquote(url[len(self.base_url) :])
+        return path + "index.html" if path == "" or path.endswith("/") else path

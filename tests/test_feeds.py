@@ -1,0 +1,331 @@
+"""Feeds per language and per tag, read back by a real feed reader library (feedparser)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+from xml.etree import ElementTree
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+from feedparser import FeedParserDict
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator, FormatChecker
+
+from feeds.build import build
+from feeds.cli import main
+from feeds.config import Settings, load_settings
+from feeds.feed import render_feeds
+from feeds.model import Archive, Digest, Note, clean_text
+from feeds.parse import load_archive
+from feeds.state import resolve_updates
+from feeds.templating import make_environment
+
+from .conftest import SEEDS
+
+BASE = "https://example.org/notes/"
+SAMPLE_TAGS = sorted(
+    [
+        "activation",
+        "alignment",
+        "benchmark",
+        "diffusion",
+        "efficiency",
+        "generative-model",
+        "inductive-bias",
+        "instruction-tuning",
+        "llm",
+        "long-context",
+        "math",
+        "mechanistic-interpretation",
+        "moe",
+        "non-autoregressive",
+        "optimizer",
+        "positional-encoding",
+        "reasoning",
+        "regularization",
+        "search",
+        "synthetic-data",
+        "tokenizer",
+        "transformer",
+        "video-generation",
+        "vq",
+    ]
+)
+
+
+def site(**kw) -> Settings:
+    return Settings(base_url=BASE, author_name="Editor", author_email="ed@example.org", **kw)
+
+
+def build_seeds(tmp_path: Path, name: str = "dist", **kw) -> Path:
+    src = tmp_path / "seeds"
+    if not src.exists():
+        shutil.copytree(SEEDS, src, ignore=shutil.ignore_patterns(".feeds-state.json"))
+    build(src, tmp_path / name, site(**kw))
+    return tmp_path / name
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> Path:
+    return build_seeds(tmp_path_factory.mktemp("feeds"))
+
+
+@pytest.fixture(scope="module")
+def archive() -> Archive:
+    return load_archive(SEEDS).archive
+
+
+JSON_FEED_SCHEMA = json.loads((Path(__file__).parent / "jsonfeed-1.1.schema.json").read_text())
+
+
+def read_feed(path: Path, data: bytes | None = None):
+    """Parse a feed: XML with feedparser; JSON Feed (which feedparser 6 cannot read) validated
+    against the JSON Feed 1.1 schema and mapped onto feedparser's result shape."""
+    data = path.read_bytes() if data is None else data
+    if path.suffix != ".json":
+        return feedparser.parse(data)
+    document = json.loads(data)
+    errors = [
+        e.message
+        for e in Draft202012Validator(JSON_FEED_SCHEMA, format_checker=FormatChecker()).iter_errors(
+            document
+        )
+    ]
+    entries = [
+        FeedParserDict(
+            id=item["id"],
+            link=item["url"],
+            title=item["title"],
+            summary=item["summary"],
+            published=item["date_published"],
+            updated=item["date_modified"],
+            published_parsed=datetime.fromisoformat(item["date_published"]).utctimetuple(),
+            content=[FeedParserDict(value=item["content_html"])],
+            tags=[FeedParserDict(term=t) for t in item["tags"]],
+        )
+        for item in document["items"]
+    ]
+    feed = FeedParserDict(language=document.get("language"), title=document["title"])
+    return FeedParserDict(bozo=int(bool(errors)), bozo_exception=errors, entries=entries, feed=feed)
+
+
+def feed_paths(dist: Path) -> list[Path]:
+    return sorted(p for p in dist.rglob("*") if p.name in ("atom.xml", "rss.xml", "feed.json"))
+
+
+def test_one_feed_per_language_tag_and_format(dist):
+    for lang in ("ko", "en"):
+        assert sorted(p.name for p in (dist / lang / "tags").iterdir() if p.is_dir()) == SAMPLE_TAGS
+    assert len(feed_paths(dist)) == 2 * 3 + 2 * len(SAMPLE_TAGS) * 3
+    assert (dist / "feeds.opml").is_file()
+
+
+def test_every_feed_parses_cleanly(dist):
+    for path in feed_paths(dist):
+        parsed = read_feed(path)
+        assert parsed.bozo == 0, (path, parsed.get("bozo_exception"))
+        ids = [e.id for e in parsed.entries]
+        assert len(ids) == len(set(ids)) > 0
+        assert all(e.link.startswith(BASE) and e.link == e.id for e in parsed.entries)
+        lang = path.relative_to(dist).parts[0]
+        assert parsed.feed.language == lang or parsed.feed.get("language") == lang
+
+
+@pytest.mark.parametrize("fmt", ["atom.xml", "rss.xml", "feed.json"])
+def test_language_feed_items_in_order(dist, archive, fmt):
+    parsed = read_feed(dist / "en" / fmt)
+    expected = [(d.id, n) for d in archive.digests for n in d.notes]
+    assert [e.title for e in parsed.entries] == [n.title for _, n in expected]
+    assert [e.link for e in parsed.entries] == [
+        f"{BASE}en/{digest_id}/#{n.slug}" for digest_id, n in expected
+    ]
+    times = [e.published_parsed for e in parsed.entries]
+    assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
+    assert parsed.entries[0].published.startswith(
+        ("2024-11-07T00:00:05+09:00", "Thu, 07 Nov 2024 00:00:05 +0900")
+    )
+
+
+def test_tag_feeds_hold_exactly_the_tagged_notes(dist, archive):
+    for tag in SAMPLE_TAGS:
+        expected = [n.title for d in archive.digests for n in d.notes if tag in n.tags]
+        for fmt in ("atom.xml", "rss.xml", "feed.json"):
+            parsed = read_feed(dist / "ko" / "tags" / tag / fmt)
+            assert [e.title for e in parsed.entries] == expected, (tag, fmt)
+
+
+def test_ids_match_across_language_and_tag_feeds(dist):
+    by_title = {e.title: e.id for e in read_feed(dist / "ko" / "atom.xml").entries}
+    for fmt in ("rss.xml", "feed.json"):
+        for e in read_feed(dist / "ko" / "tags" / "transformer" / fmt).entries:
+            assert by_title[e.title] == e.id
+
+
+def test_channel_metadata(dist):
+    atom = ElementTree.parse(dist / "ko" / "tags" / "moe" / "atom.xml").getroot()
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    assert atom.get("{http://www.w3.org/XML/1998/namespace}lang") == "ko"
+    links = {link.get("rel"): link.get("href") for link in atom.findall("a:link", ns)}
+    assert links == {"self": f"{BASE}ko/tags/moe/atom.xml", "alternate": f"{BASE}ko/tags/moe/"}
+    assert atom.find("a:author/a:name", ns).text == "Editor"
+    assert atom.find("a:updated", ns).text == "2024-10-29T00:00:09+09:00"
+    rss = ElementTree.parse(dist / "en" / "rss.xml").getroot()
+    channel = rss.find("channel")
+    assert channel.find("lastBuildDate").text == "Thu, 07 Nov 2024 00:00:05 +0900"
+    assert channel.find("{http://www.w3.org/2005/Atom}link").get("href") == f"{BASE}en/rss.xml"
+    item = channel.find("item")
+    children = [c.tag for c in item]
+    assert children.index("description") < children.index(
+        "{http://purl.org/rss/1.0/modules/content/}encoded"
+    )
+    assert item.find("guid").get("isPermaLink") == "true"
+    feed = json.loads((dist / "en" / "feed.json").read_text())
+    assert feed["feed_url"] == f"{BASE}en/feed.json" and feed["version"].endswith("1.1")
+
+
+def test_item_content_has_commentary_authors_abstract_and_tag_links(dist):
+    entry = read_feed(dist / "en" / "atom.xml").entries[1]
+    html = entry.content[0].value
+    assert (
+        html.index("An activation function composed")
+        < html.index("Zhijian Zhuo")
+        < html.index("Transformers have found")
+    )
+    assert f'href="{BASE}en/tags/activation/"' in html
+    assert '<blockquote lang="en">' in html
+    assert entry.summary.startswith("An activation function composed of polynomials")
+    assert [t.term for t in entry.tags] == ["activation", "transformer"]
+
+
+def test_websub_hub_and_feed_limit(tmp_path):
+    dist = build_seeds(tmp_path, websub_hub="https://hub.example.org/", feed_limit=3)
+    rss = (dist / "ko" / "rss.xml").read_text()
+    assert '<atom:link rel="hub" href="https://hub.example.org/"/>' in rss
+    atom = read_feed(dist / "ko" / "atom.xml")
+    assert {link.rel: link.href for link in atom.feed.links}["hub"] == "https://hub.example.org/"
+    assert len(atom.entries) == 3
+    assert json.loads((dist / "ko" / "feed.json").read_text())["hubs"][0]["type"] == "WebSub"
+
+
+def test_opml_lists_every_feed(dist):
+    opml = ElementTree.parse(dist / "feeds.opml").getroot()
+    urls = [o.get("xmlUrl") for o in opml.iter("outline") if o.get("xmlUrl")]
+    assert len(urls) == 2 + 2 * len(SAMPLE_TAGS)
+    for url in urls:
+        assert (dist / url.removeprefix(BASE)).is_file()
+
+
+def test_rebuild_is_byte_identical(tmp_path):
+    first = build_seeds(tmp_path, "one")
+    second = build_seeds(tmp_path, "two")
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+
+
+def test_editing_a_note_marks_it_updated(tmp_path):
+    dist = build_seeds(tmp_path)
+    digest = tmp_path / "seeds" / "2024-10-29.txt"
+    digest.write_text(digest.read_text().replace("#efficiency", "#efficiency #kernels"))
+    build(tmp_path / "seeds", dist, site())
+    entries = read_feed(dist / "en" / "atom.xml").entries
+    updated = {e.title: e.updated for e in entries}
+    assert (
+        updated["ThunderKittens: Simple, Fast, and Adorable AI Kernels"]
+        == "2024-11-07T00:00:06+09:00"
+    )
+    assert (
+        updated["MarDini: Masked Autoregressive Diffusion for Video Generation at Scale"]
+        == "2024-10-29T00:00:08+09:00"
+    )
+    feed = read_feed(dist / "en" / "atom.xml").feed
+    assert feed.updated == "2024-11-07T00:00:06+09:00"
+    before = (dist / "en" / "atom.xml").read_bytes()
+    build(tmp_path / "seeds", dist, site())
+    assert (dist / "en" / "atom.xml").read_bytes() == before
+
+
+HOSTILE = (
+    st.lists(
+        st.sampled_from(
+            [
+                *list("ab <>&\"'"),
+                "]]>",
+                "<script>",
+                "\x00",
+                "\x1b",
+                "\u200f",
+                "\u202e",
+                "😀",
+                "\ufffe",
+                "한",
+                "\x85",
+            ]
+        ),
+        min_size=1,
+        max_size=12,
+    )
+    .map("".join)
+    .filter(lambda s: clean_text(s).strip())
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(title=HOSTILE, author=HOSTILE, paragraph=HOSTILE, abstract=HOSTILE)
+def test_hostile_text_yields_well_formed_feeds(title, author, paragraph, abstract):
+    from datetime import date
+
+    note = Note(title, "n", 2, (author,), (abstract,), (paragraph + " 한",), (paragraph,), ("tag",))
+    archive = Archive((Digest("2024-11-07", date(2024, 11, 7), None, "x.txt", (note,)),))
+    updates = resolve_updates(archive, None, site().tz)
+    outputs = dict(render_feeds(archive, site(), updates, make_environment(None)))
+    for path, data in outputs.items():
+        if path.endswith(".opml"):
+            ElementTree.fromstring(data)
+            continue
+        parsed = read_feed(Path(path), data)
+        assert parsed.bozo == 0, (path, parsed.get("bozo_exception"))
+        assert parsed.entries[0].title == clean_text(title).strip() or parsed.entries[
+            0
+        ].title == clean_text(title)
+        assert "<script>" not in parsed.entries[0].content[0].value.replace("&lt;script&gt;", "")
+
+
+def test_bad_settings_name_the_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.feeds]\nbase_url = "ftp://x"\nfeed_limt = 3\n')
+    monkeypatch.setenv("FEEDS_FEED_LIMIT", "many")
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    result = CliRunner().invoke(main, ["build"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: pyproject.toml: setting base_url: expected an absolute http(s) URL, found 'ftp://x'",
+        "Error: pyproject.toml: unknown setting 'feed_limt' (known: base_url, author_name, author_email, timezone, websub_hub, unsubscribe_url, unsubscribe_mailto, templates_dir, cache_dir, smtp_host, smtp_user, smtp_security, unsubscribe_secret, unsubscribed, ledger, feed_limit, smtp_port, title, description)",
+        "Error: environment: setting feed_limit: expected a whole number, 0 or more, found 'many'",
+    ]
+    assert not (tmp_path / "dist").exists()
+
+
+def test_environment_overrides_file(tmp_path):
+    config = tmp_path / "site.toml"
+    config.write_text(
+        'base_url = "https://a.example/"\nfeed_limit = 5\n[title]\nko = "가"\nen = "A"\n'
+    )
+    settings, warnings = load_settings(
+        config, {"feed_limit": 7}, {"FEEDS_BASE_URL": "https://b.example/x", "FEEDS_TITLE_EN": "B"}
+    )
+    assert (settings.base_url, settings.feed_limit, dict(settings.title)) == (
+        "https://b.example/x/",
+        7,
+        {"ko": "가", "en": "B"},
+    )
+    assert warnings == []
+    _, warnings = load_settings(tmp_path / "missing.toml" if False else None, {}, {})
+    assert next(w.message for w in warnings).startswith("no base_url is set")
