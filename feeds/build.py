@@ -18,6 +18,7 @@ from pathlib import Path
 from .config import Settings
 from .errors import FeedsError, Problem
 from .feed import render_feeds
+from .newsletter import render_newsletters
 from .parse import load_archive
 from .state import STATE_FILE, dump_state, parse_state, resolve_updates
 from .templating import make_environment
@@ -79,10 +80,15 @@ def plan_outputs(
     report.timings["parse"] = time.perf_counter() - start
     env = make_environment(settings.templates_dir)
     outputs: dict[str, bytes] = {}
-    for path, data in timer("feeds", render_feeds(loaded.archive, settings, updates, env)):
-        if path in outputs:
-            raise FeedsError(f"two outputs would be written to dist/{path}")
-        outputs[path] = data
+    stages = {
+        "feeds": render_feeds(loaded.archive, settings, updates, env),
+        "newsletters": render_newsletters(loaded.archive, settings, env, report.warnings),
+    }
+    for stage, produced in stages.items():
+        for path, data in timer(stage, produced):
+            if path in outputs:
+                raise FeedsError(f"two outputs would be written to dist/{path}")
+            outputs[path] = data
     return outputs, dump_state(updates.state)
 
 

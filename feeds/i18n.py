@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 
 from .model import Lang
@@ -96,3 +97,24 @@ def short_authors(authors: tuple[str, ...], lang: Lang) -> str:
     if len(authors) <= 3:
         return ", ".join(authors)
     return ", ".join(authors[:3]) + " " + TEXT[lang]["et_al"]
+
+
+def display_width(text: str) -> int:
+    """Columns a text takes in a monospaced terminal or mail client: Hangul and CJK count two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap(text: str, width: int = 72, indent: str = "") -> str:
+    """Wrap at spaces to `width` display columns; Korean is wrapped between words, never inside."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if line and display_width(indent + candidate) > width:
+            lines.append(indent + line)
+            line = word
+        else:
+            line = candidate
+    if line:
+        lines.append(indent + line)
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from .errors import TemplateError
+from .i18n import format_date, format_month, wrap
 
 
 def default_templates_dir() -> Path:
@@ -22,7 +23,7 @@ def make_environment(templates_dir: str | None) -> jinja2.Environment:
     folders = [default_templates_dir()]
     if templates_dir:
         folders.insert(0, Path(templates_dir))
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(["html", "xml", "mjml"]),
@@ -30,6 +31,10 @@ def make_environment(templates_dir: str | None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["wrap"] = wrap
+    env.filters["date_text"] = format_date
+    env.filters["month_text"] = format_month
+    return env
 
 
 @contextmanager

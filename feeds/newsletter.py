@@ -1,0 +1,248 @@
+"""The email newsletter for every digest and language: MJML-compiled HTML, plain text, and .eml.
+
+The only module that imports mjml (mjml-python, the MRML bindings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from xml.parsers import expat
+
+import jinja2
+import mjml
+
+from .config import Settings
+from .errors import Problem, TemplateError
+from .i18n import TEXT, format_date, short_authors
+from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text
+from .templating import render
+from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path, tag_page_path, tag_slugs
+
+MJML_TEMPLATE = "newsletter.mjml"
+TEXT_TEMPLATE = "newsletter.txt"
+GMAIL_CLIP_BYTES = 102 * 1024
+TO_PLACEHOLDER = "undisclosed-recipients:;"
+TOKEN_PLACEHOLDER = "__RECIPIENT_TOKEN__"
+
+# What MRML compiles; anything else named mj-* it passes through silently.
+MJML_TAGS = frozenset(
+    [
+        "mjml",
+        "mj-head",
+        "mj-body",
+        "mj-attributes",
+        "mj-all",
+        "mj-class",
+        "mj-breakpoint",
+        "mj-font",
+        "mj-preview",
+        "mj-style",
+        "mj-title",
+        "mj-raw",
+        "mj-include",
+        "mj-accordion",
+        "mj-accordion-element",
+        "mj-accordion-title",
+        "mj-accordion-text",
+        "mj-button",
+        "mj-carousel",
+        "mj-carousel-image",
+        "mj-column",
+        "mj-divider",
+        "mj-group",
+        "mj-hero",
+        "mj-image",
+        "mj-navbar",
+        "mj-navbar-link",
+        "mj-section",
+        "mj-social",
+        "mj-social-element",
+        "mj-spacer",
+        "mj-table",
+        "mj-text",
+        "mj-wrapper",
+    ]
+)
+_MJ_TAG = re.compile(r"<\s*(mj-[\w-]+|mjml)\b")
+
+
+@dataclass(frozen=True)
+class NoteItem:
+    note: Note
+    url: str
+    authors: str
+    commentary: tuple[str, ...]
+    tag_links: tuple[tuple[str, str], ...]
+
+
+def unsubscribe_url(settings: Settings, token: str = TOKEN_PLACEHOLDER) -> str | None:
+    """The https unsubscribe link for one recipient (the placeholder until the sender fills it)."""
+    if not settings.unsubscribe_url:
+        return None
+    joiner = "&" if "?" in settings.unsubscribe_url else "?"
+    return f"{settings.unsubscribe_url}{joiner}token={token}"
+
+
+def check_mjml_templates(env: jinja2.Environment) -> None:
+    """Report every mj- tag MRML does not know, with the template file and line."""
+    problems = []
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".mjml")):
+        source, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+        for number, line in enumerate(source.splitlines(), 1):
+            for tag in _MJ_TAG.findall(line):
+                if tag not in MJML_TAGS:
+                    problems.append(
+                        Problem(
+                            f"unknown MJML tag <{tag}> (MRML would pass it through untouched)",
+                            filename or name,
+                            number,
+                        )
+                    )
+    if problems:
+        raise TemplateError.from_problems(problems)
+
+
+def _compile(source: str, template: str, what: str) -> str:
+    parser = expat.ParserCreate()
+    try:
+        parser.Parse(source.replace("&nbsp;", "&#160;"), True)
+    except expat.ExpatError as exc:
+        raise TemplateError(
+            f"invalid MJML in the output for {what}: {expat.ErrorString(exc.code)} "
+            f"(line {exc.lineno} of the rendered MJML)",
+            template,
+        ) from None
+    try:
+        return mjml.mjml2html(source, fonts={}, disable_comments=True)
+    except ValueError as exc:
+        raise TemplateError(f"MRML cannot compile the output for {what}: {exc}", template) from None
+
+
+def _context(
+    digest: Digest, lang: Lang, settings: Settings, slugs: dict[str, str]
+) -> dict[str, object]:
+    urls = Urls(settings.base_url)
+    text = TEXT[lang]
+    other: Lang = "en" if lang == "ko" else "ko"
+    items = []
+    for raw in digest.notes:
+        note = clean_note(raw)
+        items.append(
+            NoteItem(
+                note=note,
+                url=urls.note(lang, digest.id, note.slug),
+                authors=short_authors(note.authors, lang),
+                commentary=note.commentary(lang) or note.commentary(other),
+                tag_links=tuple((t, urls.of(tag_page_path(lang, slugs[t]))) for t in note.tags),
+            )
+        )
+    site_title = clean_text(settings.title[lang])
+    date_text = format_date(digest.date, lang)
+    if digest.part is not None:
+        date_text += f" ({digest.part})"
+    titles = ", ".join(i.note.title for i in items)
+    unsubscribe = unsubscribe_url(settings) or (
+        f"mailto:{settings.unsubscribe_mailto}?subject=unsubscribe"
+        if settings.unsubscribe_mailto
+        else urls.of(digest_page_path(lang, digest.id))
+    )
+    return {
+        "digest": digest,
+        "lang": lang,
+        "text": text,
+        "items": items,
+        "site_title": site_title,
+        "date_text": date_text,
+        "subject": subject(digest, lang, settings),
+        "preheader": text["preheader"].format(titles=titles)[:240],
+        "why": text["why"].format(title=site_title),
+        "urls": {
+            "digest": urls.of(digest_page_path(lang, digest.id)),
+            "feed": urls.of(lang_feed_path(lang, "atom")),
+            "unsubscribe": unsubscribe,
+        },
+    }
+
+
+def subject(digest: Digest, lang: Lang, settings: Settings) -> str:
+    date_text = format_date(digest.date, lang)
+    if digest.part is not None:
+        date_text += f" ({digest.part})"
+    return header_text(TEXT[lang]["subject"].format(title=settings.title[lang], date=date_text))
+
+
+def header_text(value: str) -> str:
+    """Text safe for a header: no CR, LF or other control characters, single spaces."""
+    return " ".join(clean_text(value.replace("\r", " ").replace("\n", " ")).split())
+
+
+def message(digest: Digest, lang: Lang, settings: Settings, html: str, text: str) -> bytes:
+    """The RFC 5322 message: multipart/alternative, text then HTML, both base64 UTF-8."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = Address(header_text(settings.author_name), addr_spec=settings.author_email)
+    msg["To"] = TO_PLACEHOLDER
+    msg["Subject"] = subject(digest, lang, settings)
+    msg["Date"] = format_datetime(digest.published(settings.tz))
+    msg["Message-ID"] = f"<newsletter.{digest.id}.{lang}@{settings.domain}>"
+    msg["List-Id"] = f"{header_text(settings.title[lang])} <newsletter.{lang}.{settings.domain}>"
+    targets = []
+    if settings.unsubscribe_mailto:
+        targets.append(f"<mailto:{settings.unsubscribe_mailto}?subject=unsubscribe>")
+    https = unsubscribe_url(settings)
+    if https:
+        targets.append(f"<{https}>")
+    if targets:
+        msg["List-Unsubscribe"] = ", ".join(targets)
+    if https and https.startswith("https://"):
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(text, charset="utf-8", cte="base64")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    msg["Content-Language"] = lang
+    seed = hashlib.sha256(f"{digest.id}/{lang}".encode() + html.encode() + text.encode())
+    msg.set_boundary(f"=_feeds_{seed.hexdigest()[:32]}")
+    return msg.as_bytes()
+
+
+def render_newsletters(
+    archive: Archive, settings: Settings, env: jinja2.Environment, warnings: list[Problem]
+) -> Iterator[tuple[str, bytes]]:
+    """For every digest and language: the newsletter's .html, .txt and .eml."""
+    check_mjml_templates(env)
+    slugs = tag_slugs(archive.tags().values())
+    for digest in archive.digests:
+        for lang in LANGS:
+            yield from render_newsletter(digest, lang, settings, env, slugs, warnings)
+
+
+def render_newsletter(
+    digest: Digest,
+    lang: Lang,
+    settings: Settings,
+    env: jinja2.Environment,
+    slugs: dict[str, str],
+    warnings: list[Problem],
+) -> Iterator[tuple[str, bytes]]:
+    context = _context(digest, lang, settings, slugs)
+    source = render(env, MJML_TEMPLATE, **context)
+    html = _compile(source, MJML_TEMPLATE, f"{digest.id} ({lang})")
+    text = render(env, TEXT_TEMPLATE, **context)
+    html_bytes = html.encode()
+    if len(html_bytes) > GMAIL_CLIP_BYTES:
+        warnings.append(
+            Problem(
+                f"the {lang} newsletter is {len(html_bytes) // 1024} KB of HTML: Gmail clips "
+                f"messages over {GMAIL_CLIP_BYTES // 1024} KB",
+                digest.source,
+                severity="warning",
+            )
+        )
+    yield newsletter_path(digest.id, lang, "html"), html_bytes
+    yield newsletter_path(digest.id, lang, "txt"), text.encode()
+    yield newsletter_path(digest.id, lang, "eml"), message(digest, lang, settings, html, text)
