@@ -20,6 +20,7 @@ from .errors import FeedsError, Problem
 from .feed import render_feeds
 from .newsletter import render_newsletters
 from .parse import load_archive
+from .site import render_site
 from .state import STATE_FILE, dump_state, parse_state, resolve_updates
 from .templating import make_environment
 
@@ -83,6 +84,7 @@ def plan_outputs(
     stages = {
         "feeds": render_feeds(loaded.archive, settings, updates, env),
         "newsletters": render_newsletters(loaded.archive, settings, env, report.warnings),
+        "pages": render_site(loaded.archive, settings, env),
     }
     for stage, produced in stages.items():
         for path, data in timer(stage, produced):

@@ -136,3 +136,54 @@ def build(
         f"Built {out}: {len(result.written)} written, {result.unchanged} unchanged, "
         f"{len(result.removed)} removed in {result.seconds:.2f}s ({timing})"
     )
+
+
+@main.command()
+@SRC
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="dist",
+    show_default=True,
+    help="Folder to build into and serve.",
+)
+@click.option("--port", type=int, default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    show_default=True,
+    help="Rebuild when a file in SRC or the templates changes.",
+)
+@CONFIG
+@handle_errors
+def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> None:
+    """Build SRC, serve OUT on http://127.0.0.1:PORT/ and rebuild on changes.
+
+    The build uses http://127.0.0.1:PORT/ as its base URL so every link works
+    locally: run `feeds build` again before publishing OUT. A failing rebuild
+    prints its errors and the last good site stays served.
+    """
+    from .serve import serve as run_server
+    from .templating import default_templates_dir
+
+    base_url = f"http://127.0.0.1:{port}/"
+    settings = settings_for(config, base_url=base_url)
+
+    def rebuild() -> None:
+        try:
+            result = run_build(src, out, settings)
+        except FeedsError as exc:
+            report(exc.problems, as_errors=True)
+            click.echo("Rebuild failed; still serving the last good site.", err=True)
+            return
+        click.echo(
+            f"Rebuilt: {len(result.written)} written, {len(result.removed)} removed in {result.seconds:.2f}s"
+        )
+
+    result = run_build(src, out, settings)
+    report(result.warnings)
+    click.echo(f"Built {out} ({len(result.written)} written). Serving {base_url} (Ctrl+C to stop)")
+    templates = (
+        [Path(settings.templates_dir)] if settings.templates_dir else [default_templates_dir()]
+    )
+    run_server(out, port, rebuild, [src, *templates] if watch else None)

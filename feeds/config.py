@@ -31,6 +31,7 @@ _STRINGS = (
     "websub_hub",
     "unsubscribe_url",
     "unsubscribe_mailto",
+    "subscribe_url",
     "templates_dir",
     "cache_dir",
     "smtp_host",
@@ -60,6 +61,7 @@ class Settings:
     websub_hub: str | None = None
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
+    subscribe_url: str | None = None
     templates_dir: str | None = None
     cache_dir: str = ".feeds-cache"
     smtp_host: str | None = None
@@ -130,7 +132,7 @@ def _check(raw: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[Pro
 
 def _validate(values: dict[str, Any], where: str) -> list[Problem]:
     problems = []
-    for key in ("base_url", "websub_hub", "unsubscribe_url"):
+    for key in ("base_url", "websub_hub", "unsubscribe_url", "subscribe_url"):
         url = values.get(key)
         if url is not None:
             parts = urlsplit(url)

@@ -1,0 +1,303 @@
+"""The static web archive: pages, links, HTML validity, atomic and incremental writes, serve."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from feeds.build import build
+from feeds.config import Settings
+from feeds.corpus import generate
+
+from .conftest import ROOT, SEEDS
+
+BASE = "https://example.org/notes/"
+DIGESTS = ("2024-11-07", "2024-11-04-1", "2024-10-29")
+
+
+def site(**kw) -> Settings:
+    return Settings(base_url=BASE, unsubscribe_url="https://example.org/unsub", **kw)
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("site")
+    shutil.copytree(SEEDS, tmp / "seeds")
+    build(tmp / "seeds", tmp / "dist", site())
+    return tmp / "dist"
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_every_page_exists(dist):
+    expected = ["index.html", "404.html", "sitemap.xml", "robots.txt"]
+    for lang in ("ko", "en"):
+        expected += [f"{lang}/index.html", f"{lang}/tags/index.html"]
+        expected += [f"{lang}/{d}/index.html" for d in DIGESTS]
+        expected += [
+            f"{lang}/tags/{t.name}/index.html"
+            for t in (dist / lang / "tags").iterdir()
+            if t.is_dir()
+        ]
+    for path in expected:
+        assert (dist / path).is_file(), path
+    assert (
+        len([p for p in dist.rglob("*.html") if "newsletters" not in p.parts]) == len(expected) - 2
+    )
+
+
+def test_digest_page_has_anchors_abstract_and_alternates(dist):
+    html = (dist / "ko" / "2024-10-29" / "index.html").read_text()
+    assert '<html lang="ko">' in html
+    assert '<article class="note" id="thunderkittens-simple-fast-and-adorable-ai-kernels">' in html
+    assert html.count("<details>") == 10
+    assert f'<link rel="canonical" href="{BASE}ko/2024-10-29/">' in html
+    assert f'<link rel="alternate" hreflang="en" href="{BASE}en/2024-10-29/">' in html
+    assert (
+        f'<link rel="alternate" type="application/atom+xml" title="ML 논문 노트 (Atom)" href="{BASE}ko/atom.xml">'
+        in html
+    )
+    assert f'href="{BASE}en/2024-10-29/" hreflang="en" lang="en">English</a>' in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "<script" not in html
+
+
+def test_tag_page_lists_tag_feeds_newest_first(dist):
+    html = (dist / "en" / "tags" / "diffusion" / "index.html").read_text()
+    assert (
+        f'type="application/atom+xml" title="ML Paper Notes · #diffusion (Atom)" href="{BASE}en/tags/diffusion/atom.xml"'
+        in html
+    )
+    titles = re.findall(r'<h2 lang="en"><a href="[^"]+">([^<]+)</a>', html)
+    assert titles == [
+        "MarDini: Masked Autoregressive Diffusion for Video Generation at Scale",
+        "Generator Matching: Generative modeling with arbitrary Markov processes",
+        "On Inductive Biases That Enable Generalization of Diffusion Transformers",
+    ]
+
+
+def test_archive_groups_by_month_newest_first(dist):
+    html = (dist / "en" / "index.html").read_text()
+    assert html.index("<h2>November 2024</h2>") < html.index("<h2>October 2024</h2>")
+    assert html.index("November 7, 2024") < html.index("November 4, 2024 (1)")
+
+
+def _links(path: Path, data: str) -> list[str]:
+    if path.suffix in (".html", ".eml", ".txt"):
+        return re.findall(r'(?:href|src)="([^"]+)"', data) + re.findall(
+            r"https?://[^\s\"'<>)]+", data if path.suffix == ".txt" else ""
+        )
+    if path.name == "feed.json":
+        import json
+
+        doc = json.loads(data)
+        return [
+            doc["home_page_url"],
+            doc["feed_url"],
+            *(i["url"] for i in doc["items"]),
+            *re.findall(r'href=\\?"([^"\\]+)', data),
+        ]
+    root = ElementTree.fromstring(data.encode())
+    found = []
+    for el in root.iter():
+        for attr in ("href", "xmlUrl", "htmlUrl"):
+            if el.get(attr):
+                found.append(el.get(attr))
+        if (
+            el.tag.split("}")[-1] in ("link", "loc", "guid", "id")
+            and el.text
+            and el.text.startswith("http")
+        ):
+            found.append(el.text)
+        if el.text and "href=" in el.text:
+            found += re.findall(r'href="([^"]+)"', el.text)
+    return found
+
+
+def test_every_link_resolves(dist):
+    """Every link in every page, feed, newsletter, OPML and sitemap lands on a file in dist/."""
+    import email
+    from email import policy
+
+    checked = 0
+    for path in sorted(dist.rglob("*")):
+        if not path.is_file() or path.name == "robots.txt":
+            continue
+        if path.suffix == ".eml":
+            msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            data = "\n".join(part.get_content() for part in msg.get_payload())
+        else:
+            data = path.read_text(encoding="utf-8")
+        for link in _links(path, data):
+            if link.startswith(BASE):
+                target = link.split("#")[0][len(BASE) :]
+                target = urllib.request.url2pathname(target)
+                target = target + "index.html" if target == "" or target.endswith("/") else target
+                assert (dist / target).is_file(), (
+                    f"{path.relative_to(dist)} links to missing {link}"
+                )
+                if "#" in link and target.endswith("index.html"):
+                    fragment = urllib.parse.unquote(link.split("#", 1)[1])
+                    assert f'id="{fragment}"' in (dist / target).read_text(), link
+                checked += 1
+            else:
+                assert link.startswith(("https://", "http://", "mailto:")), (path, link)
+    assert checked > 2000
+
+
+def test_sitemap_and_robots(dist):
+    sitemap = ElementTree.parse(dist / "sitemap.xml").getroot()
+    locs = [e.text for e in sitemap.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert f"{BASE}ko/2024-11-07/" in locs and f"{BASE}404.html" not in locs
+    assert (dist / "robots.txt").read_text().endswith(f"Sitemap: {BASE}sitemap.xml\n")
+
+
+VNU = Path(
+    os.environ.get(
+        "VNU_JAR", ROOT / ".tools" / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+    )
+)
+
+
+@pytest.mark.skipif(
+    not VNU.is_file() or not shutil.which("java"),
+    reason="vnu.jar (npm vnu-jar) or java missing; .ci/run installs it",
+)
+def test_pages_pass_the_nu_html_checker(dist, tmp_path):
+    pages = sorted(str(p) for p in dist.rglob("*.html") if "newsletters" not in p.parts)
+    result = subprocess.run(
+        ["java", "-jar", str(VNU), "--errors-only", *pages], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr[:3000]
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!doctype html><html lang=en><title>x</title><p><div></span>")
+    result = subprocess.run(
+        ["java", "-jar", str(VNU), "--errors-only", str(broken)], capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "error" in result.stderr  # the checker does check
+
+
+def test_no_change_rebuild_keeps_every_file(tmp_path):
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    build(tmp_path / "seeds", tmp_path / "dist", site())
+    before = {
+        p: (p.stat().st_mtime_ns, p.stat().st_ino)
+        for p in (tmp_path / "dist").rglob("*")
+        if p.is_file()
+    }
+    time.sleep(0.05)
+    report = build(tmp_path / "seeds", tmp_path / "dist", site())
+    assert report.written == [] and report.removed == [] and report.unchanged == len(before)
+    after = {
+        p: (p.stat().st_mtime_ns, p.stat().st_ino)
+        for p in (tmp_path / "dist").rglob("*")
+        if p.is_file()
+    }
+    assert after == before
+
+
+def test_adding_a_digest_rewrites_only_what_changed(tmp_path):
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    build(tmp_path / "seeds", tmp_path / "dist", site())
+    (tmp_path / "dist" / "stray.html").write_text("left over")
+    old = tree(tmp_path / "dist")
+    mtimes = {p: (tmp_path / "dist" / p).stat().st_mtime_ns for p in old}
+    new = (SEEDS / "2024-11-07.txt").read_text().replace("2024년 11월 7일", "2024년 11월 9일")
+    (tmp_path / "seeds" / "2024-11-09.txt").write_text(new)
+    report = build(tmp_path / "seeds", tmp_path / "dist", site())
+    now = tree(tmp_path / "dist")
+    assert report.removed == ["stray.html"] and "stray.html" not in now
+    assert "ko/2024-11-09/index.html" in report.written
+    assert "ko/2024-10-29/index.html" not in report.written  # untouched digest page
+    for path in old:
+        if path in now and now[path] == old[path]:
+            assert (tmp_path / "dist" / path).stat().st_mtime_ns == mtimes[path], path
+    assert set(report.written) == {p for p in now if old.get(p) != now[p]}
+
+
+def test_a_failing_build_leaves_dist_as_it_was(tmp_path):
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    build(tmp_path / "seeds", tmp_path / "dist", site())
+    old = tree(tmp_path / "dist")
+    (tmp_path / "seeds" / "bad.txt").write_text("2024년 2월 30일\nTitle\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feeds",
+            "build",
+            str(tmp_path / "seeds"),
+            "--out",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FEEDS_BASE_URL": BASE},
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Error: {tmp_path}/seeds/bad.txt:1:" in result.stderr
+    assert tree(tmp_path / "dist") == old
+
+
+def test_killed_build_never_leaves_a_mixed_dist(tmp_path):
+    """Kill a build at many points: dist/ is always wholly the old site or wholly the new one."""
+    env = {**os.environ, "FEEDS_BASE_URL": BASE}
+
+    def feeds_build(src: Path, out: Path) -> list[str]:
+        return [sys.executable, "-m", "feeds", "build", str(src), "--out", str(out)]
+
+    old_src, new_src = tmp_path / "old-seeds", tmp_path / "new-seeds"
+    generate(old_src, 60, seed=5)
+    shutil.copytree(old_src, new_src)
+    first = sorted(new_src.glob("*.txt"))[0].read_text(encoding="utf-8-sig")
+    (new_src / "2030-01-01.txt").write_text(
+        re.sub(r"^\S+년 \S+월 \S+일", "2030년 1월 1일", first.lstrip())
+    )
+    subprocess.run(feeds_build(old_src, tmp_path / "old"), check=True, capture_output=True, env=env)
+    subprocess.run(feeds_build(new_src, tmp_path / "new"), check=True, capture_output=True, env=env)
+    old, new = tree(tmp_path / "old"), tree(tmp_path / "new")
+    assert old != new
+
+    dist = tmp_path / "dist"
+    shutil.copytree(tmp_path / "old", dist)
+    start = time.perf_counter()
+    subprocess.run(feeds_build(new_src, dist), check=True, capture_output=True, env=env)
+    duration = time.perf_counter() - start
+    outcomes = []
+    for fraction in (0.2, 0.5, 0.75, 0.9, 0.97):
+        shutil.rmtree(dist)
+        shutil.copytree(tmp_path / "old", dist)
+        process = subprocess.Popen(
+            feeds_build(new_src, dist),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(duration * fraction)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        now = tree(dist)
+        assert now in (old, new), f"mixed dist/ after a kill at {fraction:.0%}"
+        outcomes.append("old" if now == old else "new")
+        subprocess.run(feeds_build(new_src, dist), check=True, capture_output=True, env=env)
+        assert tree(dist) == new
+        assert not list(tmp_path.glob(".dist.*")), "a staging folder was left behind"
+    assert "old" in outcomes, outcomes  # at least one kill landed before the swap
