@@ -24,7 +24,8 @@ from .site import render_site
 from .state import STATE_FILE, dump_state, parse_state, resolve_updates
 from .templating import make_environment
 
-Progress = Callable[[str], None]
+Progress = Callable[[str, int], None]
+"""Told (stage, files so far) as the build goes: for a progress display."""
 
 
 @dataclass
@@ -44,8 +45,10 @@ class BuildReport:
 
 
 class _Timer:
-    def __init__(self, report: BuildReport):
+    def __init__(self, report: BuildReport, progress: Progress | None):
         self.report = report
+        self.progress = progress
+        self.count = 0
 
     def __call__(
         self, stage: str, outputs: Iterable[tuple[str, bytes]]
@@ -68,10 +71,10 @@ class _Timer:
 
 
 def plan_outputs(
-    src: Path, settings: Settings, report: BuildReport
+    src: Path, settings: Settings, report: BuildReport, progress: Progress | None = None
 ) -> tuple[dict[str, bytes], bytes]:
     """Every output of the build, and the note state to record beside the digests."""
-    timer = _Timer(report)
+    timer = _Timer(report, progress)
     start = time.perf_counter()
     loaded = load_archive(src)
     report.warnings.extend(loaded.warnings)
@@ -99,7 +102,7 @@ def build(
 ) -> BuildReport:
     """Build SRC into OUT. Raises FeedsError (with every problem) and then leaves OUT untouched."""
     report = BuildReport()
-    outputs, state = plan_outputs(src, settings, report)
+    outputs, state = plan_outputs(src, settings, report, progress)
     start = time.perf_counter()
     write_tree(out, outputs, report, progress)
     _write_if_changed(src / STATE_FILE, state)
@@ -157,7 +160,7 @@ def write_tree(
         else:
             os.link(out / path, target)
         if progress is not None and number % 500 == 0:
-            progress(f"{number}/{len(outputs)}")
+            progress("write", number)
     _swap_in(staging, out)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
@@ -103,6 +104,24 @@ def settings_for(config: Path | None, **overrides: Any) -> Settings:
     return settings
 
 
+class ProgressLine:
+    """A one-line status on a terminal, shown once a build has run for more than a moment."""
+
+    def __init__(self, delay: float = 0.5):
+        self.start = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def __call__(self, stage: str, count: int) -> None:
+        if time.monotonic() - self.start >= self.delay:
+            click.echo(f"\r\033[K{stage}: {count} files", nl=False, err=True)
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
 @main.command()
 @SRC
 @click.option(
@@ -129,7 +148,12 @@ def build(
     --config), then FEEDS_* environment variables, then these options.
     """
     settings = settings_for(config, base_url=base_url, feed_limit=feed_limit)
-    result = run_build(src, out, settings)
+    progress = ProgressLine() if sys.stderr.isatty() else None
+    try:
+        result = run_build(src, out, settings, progress)
+    finally:
+        if progress is not None:
+            progress.close()
     report(result.warnings)
     timing = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
     click.echo(
