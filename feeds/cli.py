@@ -211,3 +211,128 @@ def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> 
         [Path(settings.templates_dir)] if settings.templates_dir else [default_templates_dir()]
     )
     run_server(out, port, rebuild, [src, *templates] if watch else None)
+
+
+@main.command()
+@click.argument("digest_id")
+@click.option(
+    "--lang", type=click.Choice(["ko", "en"]), help="Send only this language (default: both)."
+)
+@click.option(
+    "--subscribers",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="CSV file with a header: email,lang[,name]; lang is ko, en or both.",
+)
+@click.option(
+    "--unsubscribed",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Addresses never to mail, one a line (overrides the setting unsubscribed).",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Send to the valid rows even if some rows are invalid."
+)
+@click.option("--dry-run", is_flag=True, help="Write every message into --outbox and send nothing.")
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="outbox",
+    show_default=True,
+    help="Where --dry-run writes the messages.",
+)
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), help="At most N messages per second."
+)
+@click.option(
+    "--dist",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="dist",
+    show_default=True,
+    help="The built site to take the newsletters from.",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite send ledger (default: beside the subscribers file).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask before sending.")
+@CONFIG
+@handle_errors
+def send(
+    digest_id: str,
+    lang: str | None,
+    subscribers: Path,
+    unsubscribed: Path | None,
+    skip_invalid: bool,
+    dry_run: bool,
+    outbox: Path,
+    rate: float | None,
+    dist: Path,
+    ledger: Path | None,
+    yes: bool,
+    config: Path | None,
+) -> None:
+    """Mail the newsletter of DIGEST_ID to every subscriber, exactly once each.
+
+    SMTP settings come from [tool.feeds] (smtp_host, smtp_port, smtp_user,
+    smtp_security) or FEEDS_SMTP_* variables; the password only from
+    FEEDS_SMTP_PASSWORD. A ledger records every message, so running the same
+    send again sends only what is missing.
+    """
+    from . import send as sending
+
+    settings = settings_for(config)
+    rows, problems = sending.read_subscribers(subscribers)
+    report(problems, as_errors=not skip_invalid)
+    if problems and not skip_invalid:
+        click.echo(
+            f"Nothing sent: {len(problems)} invalid rows (fix them, or pass --skip-invalid).",
+            err=True,
+        )
+        sys.exit(1)
+    blocked = sending.read_unsubscribed(
+        unsubscribed or (Path(settings.unsubscribed) if settings.unsubscribed else None)
+    )
+    langs = sending.wanted_langs(lang)
+    chosen, skipped = sending.recipients(rows, langs, blocked)
+    templates = {
+        code: sending.load_newsletter(dist, digest_id, code)
+        for code in {r.lang for r in chosen} or set(langs)
+    }
+    if settings.unsubscribe_url and not settings.unsubscribe_secret:
+        raise FeedsError(
+            "unsubscribe_url is set but unsubscribe_secret is not (FEEDS_UNSUBSCRIBE_SECRET): the links could be forged"
+        )
+    counts = ", ".join(f"{code}: {sum(r.lang == code for r in chosen)}" for code in langs)
+    if dry_run:
+        written = sending.write_outbox(outbox, digest_id, chosen, templates, settings)
+        click.echo(
+            f"Dry run: wrote {written} messages ({counts}) to {outbox / digest_id}; sent nothing. {skipped} unsubscribed skipped."
+        )
+        return
+    if not yes:
+        click.confirm(
+            f"Send {len(chosen)} messages ({counts}) of digest {digest_id} via {settings.smtp_host}?",
+            abort=True,
+        )
+    book = sending.Ledger(ledger or sending.default_ledger(settings, subscribers))
+    try:
+        with click.progressbar(length=len(chosen), label="Sending", file=sys.stderr) as bar:
+            summary = sending.send_digest(
+                digest_id, chosen, templates, settings, book, rate, progress=lambda _: bar.update(1)
+            )
+    finally:
+        book.close()
+    for failure in summary.failed:
+        click.echo(f"Failed: {failure}", err=True)
+    click.echo(
+        f"Sent {summary.sent}, already sent before {summary.already_sent}, skipped {skipped}, "
+        f"failed {len(summary.failed)}"
+        + (
+            f"; {summary.in_doubt} in doubt from an interrupted run, sent again"
+            if summary.in_doubt
+            else ""
+        )
+    )
+    if summary.failed:
+        sys.exit(1)
