@@ -122,15 +122,19 @@ class ProgressLine:
             click.echo("\r\033[K", nl=False, err=True)
 
 
+def out_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default="dist",
+        show_default=True,
+        help=help,
+    )
+
+
 @main.command()
 @SRC
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="dist",
-    show_default=True,
-    help="Folder to publish into; replaced as a whole, atomically.",
-)
+@out_option("Folder to publish into; replaced as a whole, atomically.")
 @CONFIG
 @click.option("--base-url", help="Public URL the site is served from (overrides base_url).")
 @click.option(
@@ -164,13 +168,7 @@ def build(
 
 @main.command()
 @SRC
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="dist",
-    show_default=True,
-    help="Folder to build into and serve.",
-)
+@out_option("Folder to build into and serve.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port on 127.0.0.1.")
 @click.option(
     "--watch/--no-watch",

@@ -79,12 +79,6 @@ class _WebSubRss(BaseExtension):
         return feed
 
 
-def _commentary(note: Note, lang: Lang) -> tuple[str, ...]:
-    """The commentary in the feed's language, or, when the note lacks it, what it has."""
-    other: Lang = "en" if lang == "ko" else "ko"
-    return note.commentary(lang) or note.commentary(other)
-
-
 def _items(
     archive: Archive, lang: Lang, settings: Settings, updates: Updates, env: jinja2.Environment
 ) -> list[tuple[Item, tuple[str, ...]]]:
@@ -112,8 +106,8 @@ def _item(
     slugs: dict[str, str],
 ) -> Item:
     tz = settings.tz
-    commentary = _commentary(note, lang)
-    tag_links = [(tag, urls.of(tag_page_path(lang, slugs[tag]))) for tag in note.tags]
+    commentary = note.commentary_for(lang)
+    tag_links = urls.tag_links(lang, note.tags, slugs)
     content = render(
         env,
         "feed_item.html",

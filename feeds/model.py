@@ -41,6 +41,10 @@ class Note:
         """The commentary paragraphs in one language."""
         return self.korean if lang == "ko" else self.english
 
+    def commentary_for(self, lang: Lang) -> tuple[str, ...]:
+        """What a reader of `lang` gets: that commentary, or the other language's when it is missing."""
+        return self.commentary(lang) or self.commentary("en" if lang == "ko" else "ko")
+
 
 @dataclass(frozen=True, slots=True)
 class Digest:

@@ -23,7 +23,7 @@ from .errors import Problem, TemplateError
 from .i18n import TEXT, format_date, short_authors
 from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text
 from .templating import render
-from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path, tag_page_path, tag_slugs
+from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path, tag_slugs
 
 MJML_TEMPLATE = "newsletter.mjml"
 TEXT_TEMPLATE = "newsletter.txt"
@@ -130,7 +130,6 @@ def _context(
 ) -> dict[str, object]:
     urls = Urls(settings.base_url)
     text = TEXT[lang]
-    other: Lang = "en" if lang == "ko" else "ko"
     items = []
     for raw in digest.notes:
         note = clean_note(raw)
@@ -139,8 +138,8 @@ def _context(
                 note=note,
                 url=urls.note(lang, digest.id, note.slug),
                 authors=short_authors(note.authors, lang),
-                commentary=note.commentary(lang) or note.commentary(other),
-                tag_links=tuple((t, urls.of(tag_page_path(lang, slugs[t]))) for t in note.tags),
+                commentary=note.commentary_for(lang),
+                tag_links=urls.tag_links(lang, note.tags, slugs),
             )
         )
     site_title = clean_text(settings.title[lang])

@@ -126,10 +126,8 @@ class SiteRenderer:
             note=note,
             slug=note.slug,
             url=self.urls.note(lang, digest.id, note.slug),
-            commentary=note.commentary(lang) or note.commentary(_other(lang)),
-            tag_links=tuple(
-                (t, self.urls.of(tag_page_path(lang, self.slugs[t]))) for t in note.tags
-            ),
+            commentary=note.commentary_for(lang),
+            tag_links=self.urls.tag_links(lang, note.tags, self.slugs),
             digest_link={
                 "url": self.urls.of(digest_page_path(lang, digest.id)),
                 "label": digest_label(digest, lang),

@@ -96,6 +96,12 @@ class Urls:
         """The permalink of a note: its anchor on the digest page."""
         return self.of(digest_page_path(lang, digest_id), slug)
 
+    def tag_links(
+        self, lang: Lang, tags: Iterable[str], slugs: dict[str, str]
+    ) -> tuple[tuple[str, str], ...]:
+        """(tag, URL of its page) for each tag, in order."""
+        return tuple((tag, self.of(tag_page_path(lang, slugs[tag]))) for tag in tags)
+
     def path_of(self, url: str) -> str | None:
         """The output path a URL of this site is served from, or None for an external URL."""
         from urllib.parse import unquote, urldefrag

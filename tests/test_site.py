@@ -21,7 +21,8 @@ from feeds.build import build
 from feeds.config import Settings
 from feeds.corpus import generate
 
-from .conftest import ROOT, SEEDS
+from .browser import needs_chromium, screenshot, scroll_width
+from .conftest import ARTIFACTS, ROOT, SEEDS
 
 BASE = "https://example.org/notes/"
 DIGESTS = ("2024-11-07", "2024-11-04-1", "2024-10-29")
@@ -301,3 +302,18 @@ def test_killed_build_never_leaves_a_mixed_dist(tmp_path):
         assert tree(dist) == new
         assert not list(tmp_path.glob(".dist.*")), "a staging folder was left behind"
     assert "old" in outcomes, outcomes  # at least one kill landed before the swap
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [375, 1280])
+def test_pages_fit_phone_and_desktop(dist, width):
+    pages = {
+        "home": dist / "index.html",
+        "digest": dist / "ko" / "2024-10-29" / "index.html",
+        "tag": dist / "en" / "tags" / "diffusion" / "index.html",
+    }
+    for name, page in pages.items():
+        scroll, client = scroll_width(page, width)
+        assert client == width and scroll <= client, (name, scroll, client)
+        shot = screenshot(page, ARTIFACTS / f"page-{name}-{width}.png", width, 1400)
+        assert shot.stat().st_size > 10_000
