@@ -101,20 +101,23 @@ def short_authors(authors: tuple[str, ...], lang: Lang) -> str:
 
 def display_width(text: str) -> int:
     """Columns a text takes in a monospaced terminal or mail client: Hangul and CJK count two."""
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
     """Wrap at spaces to `width` display columns; Korean is wrapped between words, never inside."""
     lines: list[str] = []
-    line = ""
+    words: list[str] = []
+    used = base = display_width(indent)
     for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if line and display_width(indent + candidate) > width:
-            lines.append(indent + line)
-            line = word
-        else:
-            line = candidate
-    if line:
-        lines.append(indent + line)
+        size = display_width(word)
+        if words and used + 1 + size > width:
+            lines.append(indent + " ".join(words))
+            words, used = [], base
+        used += size + (1 if words else 0)
+        words.append(word)
+    if words:
+        lines.append(indent + " ".join(words))
     return "\n".join(lines)
