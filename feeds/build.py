@@ -11,7 +11,7 @@ import ctypes
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,37 +44,10 @@ class BuildReport:
         return sum(self.timings.values())
 
 
-class _Timer:
-    def __init__(self, report: BuildReport, progress: Progress | None):
-        self.report = report
-        self.progress = progress
-        self.count = 0
-
-    def __call__(
-        self, stage: str, outputs: Iterable[tuple[str, bytes]]
-    ) -> Iterator[tuple[str, bytes]]:
-        """Pass outputs through, adding the time spent producing them to `stage`."""
-        iterator = iter(outputs)
-        while True:
-            start = time.perf_counter()
-            try:
-                output = next(iterator)
-            except StopIteration:
-                self.report.timings[stage] = (
-                    self.report.timings.get(stage, 0) + time.perf_counter() - start
-                )
-                return
-            self.report.timings[stage] = (
-                self.report.timings.get(stage, 0) + time.perf_counter() - start
-            )
-            yield output
-
-
 def plan_outputs(
     src: Path, settings: Settings, report: BuildReport, progress: Progress | None = None
 ) -> tuple[dict[str, bytes], bytes]:
     """Every output of the build, and the note state to record beside the digests."""
-    timer = _Timer(report, progress)
     start = time.perf_counter()
     loaded = load_archive(src)
     report.warnings.extend(loaded.warnings)
@@ -90,10 +63,14 @@ def plan_outputs(
         "pages": render_site(loaded.archive, settings, env),
     }
     for stage, produced in stages.items():
-        for path, data in timer(stage, produced):
+        start = time.perf_counter()
+        for path, data in produced:
             if path in outputs:
                 raise FeedsError(f"two outputs would be written to dist/{path}")
             outputs[path] = data
+            if progress is not None and len(outputs) % 100 == 0:
+                progress(stage, len(outputs))
+        report.timings[stage] = time.perf_counter() - start
     return outputs, dump_state(updates.state)
 
 

@@ -14,7 +14,6 @@ from xml.etree import ElementTree
 import jinja2
 from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
-from lxml import etree
 
 from . import __version__
 from .config import Settings
@@ -75,7 +74,8 @@ class _WebSubRss(BaseExtension):
         return {"atom": _ATOM_NS}
 
     def extend_rss(self, feed):  # type: ignore[no-untyped-def]
-        etree.SubElement(feed[0], f"{{{_ATOM_NS}}}link", rel="hub", href=self.hub)
+        channel = feed[0]
+        channel.append(channel.makeelement(f"{{{_ATOM_NS}}}link", {"rel": "hub", "href": self.hub}))
         return feed
 
 
