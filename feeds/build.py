@@ -8,10 +8,11 @@ at all touches nothing. Any error before the swap leaves dist/ as it was.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,33 +45,46 @@ class BuildReport:
         return sum(self.timings.values())
 
 
+def _timed(
+    stage: str, produced: Iterable[tuple[str, bytes]], report: BuildReport
+) -> Iterator[tuple[str, bytes]]:
+    """Pass outputs through, adding the time spent producing them (not writing them) to `stage`."""
+    iterator = iter(produced)
+    report.timings.setdefault(stage, 0.0)
+    while True:
+        start = time.perf_counter()
+        output = next(iterator, None)
+        report.timings[stage] += time.perf_counter() - start
+        if output is None:
+            return
+        yield output
+
+
 def plan_outputs(
-    src: Path, settings: Settings, report: BuildReport, progress: Progress | None = None
-) -> tuple[dict[str, bytes], bytes]:
-    """Every output of the build, and the note state to record beside the digests."""
+    src: Path, settings: Settings, report: BuildReport
+) -> tuple[Iterator[tuple[str, bytes]], bytes]:
+    """Every output of the build, produced lazily, and the note state to record beside the digests.
+
+    Outputs are streamed to the writer rather than held: a large archive needs
+    memory for its parsed model, not for its whole site.
+    """
     start = time.perf_counter()
     loaded = load_archive(src)
     report.warnings.extend(loaded.warnings)
     state_path = src / STATE_FILE
     previous = parse_state(state_path.read_bytes() if state_path.exists() else None)
     updates = resolve_updates(loaded.archive, previous, settings.tz)
-    report.timings["parse"] = time.perf_counter() - start
     env = make_environment(settings.templates_dir)
-    outputs: dict[str, bytes] = {}
-    stages = {
-        "feeds": render_feeds(loaded.archive, settings, updates, env),
-        "newsletters": render_newsletters(loaded.archive, settings, env, report.warnings),
-        "pages": render_site(loaded.archive, settings, env),
-    }
-    for stage, produced in stages.items():
-        start = time.perf_counter()
-        for path, data in produced:
-            if path in outputs:
-                raise FeedsError(f"two outputs would be written to dist/{path}")
-            outputs[path] = data
-            if progress is not None and len(outputs) % 100 == 0:
-                progress(stage, len(outputs))
-        report.timings[stage] = time.perf_counter() - start
+    report.timings["parse"] = time.perf_counter() - start
+    outputs = itertools.chain(
+        _timed("feeds", render_feeds(loaded.archive, settings, updates, env), report),
+        _timed(
+            "newsletters",
+            render_newsletters(loaded.archive, settings, env, report.warnings),
+            report,
+        ),
+        _timed("pages", render_site(loaded.archive, settings, env), report),
+    )
     return outputs, dump_state(updates.state)
 
 
@@ -79,11 +93,12 @@ def build(
 ) -> BuildReport:
     """Build SRC into OUT. Raises FeedsError (with every problem) and then leaves OUT untouched."""
     report = BuildReport()
-    outputs, state = plan_outputs(src, settings, report, progress)
+    outputs, state = plan_outputs(src, settings, report)
     start = time.perf_counter()
     write_tree(out, outputs, report, progress)
     _write_if_changed(src / STATE_FILE, state)
-    report.timings["write"] = time.perf_counter() - start
+    produced = sum(v for k, v in report.timings.items() if k != "parse")
+    report.timings["write"] = time.perf_counter() - start - produced
     return report
 
 
@@ -113,31 +128,51 @@ def _same(path: Path, data: bytes) -> bool:
 
 
 def write_tree(
-    out: Path, outputs: dict[str, bytes], report: BuildReport, progress: Progress | None = None
+    out: Path,
+    outputs: Iterable[tuple[str, bytes]],
+    report: BuildReport,
+    progress: Progress | None = None,
 ) -> None:
-    """Make OUT hold exactly `outputs`, swapping in a staged copy in one step."""
+    """Make OUT hold exactly `outputs`, staged beside it and swapped in one step.
+
+    An unchanged file is hard-linked from OUT into the stage (its mtime stays);
+    when nothing changed at all, the stage is dropped and OUT is not touched.
+    Any exception while outputs are produced drops the stage and leaves OUT as it was.
+    """
     _recover(out)
     existing = _existing_files(out)
-    changed = {p for p, data in outputs.items() if p not in existing or not _same(out / p, data)}
-    report.removed = sorted(existing - outputs.keys())
-    report.unchanged = len(outputs) - len(changed)
-    report.written = sorted(changed)
-    report.bytes_written = sum(len(outputs[p]) for p in changed)
-    if not changed and not report.removed and out.is_dir():
-        return
     staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    for number, (path, data) in enumerate(sorted(outputs.items()), 1):
-        target = staging / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if path in changed:
-            target.write_bytes(data)
-        else:
-            os.link(out / path, target)
-        if progress is not None and number % 500 == 0:
-            progress("write", number)
+    produced: set[str] = set()
+    folders: set[Path] = {staging}
+    try:
+        for path, data in outputs:
+            if path in produced:
+                raise FeedsError(f"two outputs would be written to {out}/{path}")
+            produced.add(path)
+            target = staging / path
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
+            if path in existing and _same(out / path, data):
+                os.link(out / path, target)
+                report.unchanged += 1
+            else:
+                target.write_bytes(data)
+                report.written.append(path)
+                report.bytes_written += len(data)
+            if progress is not None and len(produced) % 100 == 0:
+                progress("building", len(produced))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report.written.sort()
+    report.removed = sorted(existing - produced)
+    if not report.written and not report.removed and out.is_dir():
+        shutil.rmtree(staging)
+        return
     _swap_in(staging, out)
 
 

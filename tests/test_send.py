@@ -344,7 +344,7 @@ def test_header_injection_from_a_digest_is_neutralised(tmp_path):
         author_name="Ed\r\nBcc: victim@example.com",
     )
     outputs = dict(render_newsletters(Archive((digest,)), settings, make_environment(None), []))
-    write_tree(tmp_path / "dist", outputs, BuildReport())
+    write_tree(tmp_path / "dist", outputs.items(), BuildReport())
     (tmp_path / "subscribers.csv").write_text(
         'email,lang,name\na@example.com,both,"Al\r\nBcc: victim@example.com"\n'
     )
