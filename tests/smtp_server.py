@@ -23,6 +23,17 @@ class Recorder:
     release: threading.Event = field(default_factory=threading.Event)
     data_count: int = 0
     dropped: bool = False
+    greetings: int = 0  # EHLO/HELO commands: one per connection the client opened
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.greetings += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        self.greetings += 1
+        session.host_name = hostname
+        return f"250 {server.hostname}"
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if (

@@ -109,6 +109,7 @@ def test_fifty_subscribers_get_one_correct_message_each(tmp_path, dist):
         result = run_send(server, tmp_path, dist)
         assert result.exit_code == 0, result.output
         assert received(server.recorder) == expected_messages()
+        assert server.recorder.greetings == 1  # one connection for all 66 messages
         assert result.stdout.strip().endswith("Sent 66, already sent before 0, skipped 0, failed 0")
         for rcpts, msg in server.recorder.messages:
             address = msg["To"].addresses[0].addr_spec
@@ -140,6 +141,7 @@ def test_451_and_a_dropped_connection_then_rerun_completes(tmp_path, dist):
         first = run_send(server, tmp_path, dist)
         assert first.exit_code == 0, first.output  # the 451 and the drop were retried in the run
         assert recorder.dropped and recorder.data_count == 66 + 1
+        assert recorder.greetings == 2  # reconnected once, after the drop
         second = run_send(server, tmp_path, dist)
         assert second.exit_code == 0
         assert second.stdout.strip().endswith("Sent 0, already sent before 66, skipped 0, failed 0")
