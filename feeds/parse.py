@@ -297,7 +297,12 @@ def read_archive(folder: Path) -> Loaded:
     for path in files:
         source = str(path)
         try:
-            parsed = parse_digest(decode_digest(path.read_bytes(), source), source)
+            data = path.read_bytes()
+        except OSError as exc:
+            errors.append(Problem(f"cannot read the file: {exc.strerror}", source))
+            continue
+        try:
+            parsed = parse_digest(decode_digest(data, source), source)
         except ParseError as exc:
             errors.extend(exc.problems)
             continue
