@@ -16,6 +16,8 @@ _UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\ufff
 
 def clean_text(text: str) -> str:
     """Drop the characters no feed, page or header may carry; tabs become spaces."""
+    if text.replace("\n", "").isprintable():  # the usual case, checked in C
+        return text
     return _UNSAFE_CHARS.sub("", text.replace("\t", " "))
 
 

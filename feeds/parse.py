@@ -21,7 +21,10 @@ from .model import Archive, Digest, Note, clean_text, digest_id, tag_key
 
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff]")
 _DATE_HEADER = re.compile(r"(\d{4})\s*년\s*(\d{1,2})\s*월\s*(\d{1,2})\s*일(?:\s*\(\s*(\d+)\s*\))?")
-_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ .'’\-])*")
+# A name: letters, with periods, apostrophes and hyphens, single words joined by spaces. Written
+# so that every string splits one way only: the line regex below cannot backtrack exponentially.
+_NAME = r"[^\W\d_](?: *(?:[^\W\d_]|[.'’\-]))*"
+_AUTHORS = re.compile(rf"\(\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\)")
 _TAG = re.compile(r"#([\w\-]+)")
 _SLUG_JUNK = re.compile(r"[^\w]+|_+")
 _SLUG_MAX = 80
@@ -42,17 +45,14 @@ class Parsed(NamedTuple):
 
 
 def has_hangul(text: str) -> bool:
-    return _HANGUL.search(text) is not None
+    return not text.isascii() and _HANGUL.search(text) is not None
 
 
 def parse_authors(text: str) -> tuple[str, ...] | None:
     """The names of an authors line `(Name, Name, …)`, or None when the line is not one."""
-    if len(text) < 3 or text[0] != "(" or text[-1] != ")":
+    if len(text) < 3 or text[0] != "(" or text[-1] != ")" or not _AUTHORS.fullmatch(text):
         return None
-    names = tuple(name.strip() for name in text[1:-1].split(","))
-    if all(_NAME.fullmatch(name) for name in names):
-        return names
-    return None
+    return tuple(name.strip() for name in text[1:-1].split(","))
 
 
 def is_tags_line(text: str) -> bool:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from feeds.cli import main
 from feeds.errors import ParseError
-from feeds.parse import load_archive, parse_digest
+from feeds.parse import load_archive, parse_authors, parse_digest
 
 NOTE = """LASER: Attention with Exponential Transformation
 (Sai Surya Duvvuri, Inderjit S. Dhillon)
@@ -286,3 +286,14 @@ def test_json_output_schema(tmp_path):
     ]
     assert document["warnings"][0]["line"] == 8
     assert document["errors"] == []
+
+
+def test_authors_line_that_almost_matches_is_rejected_without_backtracking():
+    # A regex that could split spaces two ways took exponential time on this line.
+    assert parse_authors("(" + "a , " * 2000 + "1)") is None
+    assert parse_authors("(Juan C. Pérez, O'Neil, Smith-Jones , Ré)") == (
+        "Juan C. Pérez",
+        "O'Neil",
+        "Smith-Jones",
+        "Ré",
+    )
