@@ -38,7 +38,6 @@ def run_build(src: Path, out: Path) -> dict[str, object]:
     env = {
         **os.environ,
         "FEEDS_BASE_URL": "https://example.org/",
-        "FEEDS_CACHE_DIR": str(WORK / "cache"),
     }
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -97,7 +96,6 @@ def bench_size(size: int, runs: int) -> dict[str, object]:
     templates = WORK / "templates"
     for _ in range(runs):
         shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(WORK / "cache", ignore_errors=True)
         (src / ".feeds-state.json").unlink(missing_ok=True)
         results["cold"].append(run_build(src, out))
         results["no_change"].append(run_build(src, out))

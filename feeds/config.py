@@ -33,7 +33,6 @@ _STRINGS = (
     "unsubscribe_mailto",
     "subscribe_url",
     "templates_dir",
-    "cache_dir",
     "smtp_host",
     "smtp_user",
     "smtp_security",
@@ -63,7 +62,6 @@ class Settings:
     unsubscribe_mailto: str | None = None
     subscribe_url: str | None = None
     templates_dir: str | None = None
-    cache_dir: str = ".feeds-cache"
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_user: str | None = None
@@ -79,10 +77,6 @@ class Settings:
     @property
     def domain(self) -> str:
         return urlsplit(self.base_url).hostname or "localhost"
-
-    def fingerprint(self) -> str:
-        """The settings that shape the output, as text: part of every cache key."""
-        return repr(sorted((k, repr(v)) for k, v in self.__dict__.items()))
 
 
 def _from_file(path: Path) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -96,4 +95,3 @@ def serve(out: Path, port: int, rebuild: Callable[[], None], watched: list[Path]
     finally:
         stop.set()
         server.server_close()
-        time.sleep(0)

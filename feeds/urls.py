@@ -101,13 +101,3 @@ class Urls:
     ) -> tuple[tuple[str, str], ...]:
         """(tag, URL of its page) for each tag, in order."""
         return tuple((tag, self.of(tag_page_path(lang, slugs[tag]))) for tag in tags)
-
-    def path_of(self, url: str) -> str | None:
-        """The output path a URL of this site is served from, or None for an external URL."""
-        from urllib.parse import unquote, urldefrag
-
-        url = urldefrag(url)[0]
-        if not url.startswith(self.base_url):
-            return None
-        path = unquote(url[len(self.base_url) :])
-        return path + "index.html" if path == "" or path.endswith("/") else path
