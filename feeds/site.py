@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -88,22 +88,24 @@ class SiteRenderer:
         ]
 
     def page(
-        self, lang: Lang, path: str, path_in: dict[Lang, str], title: str, **extra: Any
+        self, lang: Lang, path_in: Callable[[Lang], str], heading: str, **extra: Any
     ) -> dict[str, Any]:
+        """What base.html needs: titles, canonical and alternate URLs, feeds, navigation."""
         other = _other(lang)
+        path = path_in(lang)
         return {
             "lang": lang,
             "text": TEXT[lang],
-            "title": title,
-            "heading": title,
+            "title": f"{heading} · {clean_text(self.settings.title[lang])}",
+            "heading": heading,
             "description": clean_text(self.settings.description[lang]),
             "site_title": clean_text(self.settings.title[lang]),
             "canonical": self.urls.of(path),
-            "languages": [{"lang": code, "url": self.urls.of(path_in[code])} for code in LANGS],
+            "languages": [{"lang": code, "url": self.urls.of(path_in(code))} for code in LANGS],
             "other": {
                 "lang": other,
                 "name": TEXT[lang]["other_language"],
-                "url": self.urls.of(path_in[other]),
+                "url": self.urls.of(path_in(other)),
             },
             "home": self.urls.of(HOME_PATH),
             "archive": self.urls.of(archive_page_path(lang)),
@@ -186,7 +188,8 @@ class SiteRenderer:
                 }
             )
         title = " · ".join(clean_text(self.settings.title[lang]) for lang in LANGS)
-        page = self.page("ko", HOME_PATH, dict.fromkeys(LANGS, HOME_PATH), title)
+        page = self.page("ko", lambda _: HOME_PATH, title)
+        page["title"] = title
         page["other"] = {
             "lang": "en",
             "name": "English",
@@ -205,13 +208,7 @@ class SiteRenderer:
                 self.digest_entry(digest, lang)
             )
         path = archive_page_path(lang)
-        page = self.page(
-            lang,
-            path,
-            {code: archive_page_path(code) for code in LANGS},
-            f"{TEXT[lang]['archive']} · {clean_text(self.settings.title[lang])}",
-        )
-        page["heading"] = TEXT[lang]["archive"]
+        page = self.page(lang, archive_page_path, TEXT[lang]["archive"])
         return self.emit("archive.html", path, newest, page=page, months=list(months.items()))
 
     def digest_page(
@@ -219,13 +216,7 @@ class SiteRenderer:
     ) -> tuple[str, bytes]:
         path = digest_page_path(lang, digest.id)
         label = digest_label(digest, lang)
-        page = self.page(
-            lang,
-            path,
-            {code: digest_page_path(code, digest.id) for code in LANGS},
-            f"{label} · {clean_text(self.settings.title[lang])}",
-        )
-        page["heading"] = label
+        page = self.page(lang, lambda code: digest_page_path(code, digest.id), label)
         page["prev"] = (
             {
                 "url": self.urls.of(digest_page_path(lang, older.id)),
@@ -260,13 +251,7 @@ class SiteRenderer:
             for key, display in sorted(self.tags.items(), key=lambda kv: (-counts[kv[0]], kv[0]))
         ]
         path = tag_index_path(lang)
-        page = self.page(
-            lang,
-            path,
-            {code: tag_index_path(code) for code in LANGS},
-            f"{TEXT[lang]['all_tags']} · {clean_text(self.settings.title[lang])}",
-        )
-        page["heading"] = TEXT[lang]["all_tags"]
+        page = self.page(lang, tag_index_path, TEXT[lang]["all_tags"])
         return self.emit("tags.html", path, newest, page=page, tags=tags)
 
     def tag_pages(self, lang: Lang) -> Iterator[tuple[str, bytes]]:
@@ -279,13 +264,7 @@ class SiteRenderer:
             slug = self.slugs[display]
             path = tag_page_path(lang, slug)
             heading = TEXT[lang]["tagged"].format(tag=display)
-            page = self.page(
-                lang,
-                path,
-                {code: tag_page_path(code, slug) for code in LANGS},
-                f"{heading} · {clean_text(self.settings.title[lang])}",
-            )
-            page["heading"] = heading
+            page = self.page(lang, lambda code, slug=slug: tag_page_path(code, slug), heading)
             page["tag_feeds"] = self.feeds(lang, slug, display)
             page["feeds"] = page["tag_feeds"] + page["feeds"]
             notes = by_tag[key]
@@ -293,12 +272,8 @@ class SiteRenderer:
             yield self.emit("tag.html", path, notes[0][0].date, page=page, items=items)
 
     def not_found(self) -> tuple[str, bytes]:
-        page = self.page(
-            "ko",
-            NOT_FOUND_PATH,
-            dict.fromkeys(LANGS, HOME_PATH),
-            f"{TEXT['ko']['not_found']} · Page not found",
-        )
+        page = self.page("ko", lambda _: HOME_PATH, TEXT["ko"]["not_found"])
+        page["title"] = page["heading"] = f"{TEXT['ko']['not_found']} · Page not found"
         page["archive_en"] = self.urls.of(archive_page_path("en"))
         page["canonical"] = self.urls.of(NOT_FOUND_PATH)
         return self.emit("404.html", NOT_FOUND_PATH, None, page=page)
