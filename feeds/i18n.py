@@ -85,6 +85,12 @@ def format_date(day: date, lang: Lang) -> str:
     return f"{_MONTHS_EN[day.month - 1]} {day.day}, {day.year}"
 
 
+def format_digest_date(day: date, part: int | None, lang: Lang) -> str:
+    """The date of a digest as readers see it, with its part number when a day has several."""
+    text = format_date(day, lang)
+    return text if part is None else f"{text} ({part})"
+
+
 def format_month(day: date, lang: Lang) -> str:
     """`2024년 11월` or `November 2024`."""
     if lang == "ko":

@@ -20,7 +20,7 @@ import mjml
 
 from .config import Settings
 from .errors import Problem, TemplateError
-from .i18n import TEXT, format_date, short_authors
+from .i18n import TEXT, format_digest_date, short_authors
 from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text
 from .templating import render
 from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path, tag_slugs
@@ -143,9 +143,7 @@ def _context(
             )
         )
     site_title = clean_text(settings.title[lang])
-    date_text = format_date(digest.date, lang)
-    if digest.part is not None:
-        date_text += f" ({digest.part})"
+    date_text = format_digest_date(digest.date, digest.part, lang)
     titles = ", ".join(i.note.title for i in items)
     unsubscribe = unsubscribe_url(settings) or (
         f"mailto:{settings.unsubscribe_mailto}?subject=unsubscribe"
@@ -171,9 +169,7 @@ def _context(
 
 
 def subject(digest: Digest, lang: Lang, settings: Settings) -> str:
-    date_text = format_date(digest.date, lang)
-    if digest.part is not None:
-        date_text += f" ({digest.part})"
+    date_text = format_digest_date(digest.date, digest.part, lang)
     return header_text(TEXT[lang]["subject"].format(title=settings.title[lang], date=date_text))
 
 

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import jinja2
 
 from .config import Settings
-from .i18n import TEXT, format_date, format_month
+from .i18n import TEXT, format_digest_date, format_month
 from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text, tag_key
 from .templating import render
 from .urls import (
@@ -290,8 +290,7 @@ class SiteRenderer:
 
 
 def digest_label(digest: Digest, lang: Lang) -> str:
-    label = format_date(digest.date, lang)
-    return label if digest.part is None else f"{label} ({digest.part})"
+    return format_digest_date(digest.date, digest.part, lang)
 
 
 def render_site(

@@ -89,18 +89,10 @@ def received(recorder: Recorder) -> Counter:
     )
 
 
-def run_send(server, tmp_path, dist, *extra, **kw):
-    args = [
-        "send",
-        "2024-11-07",
-        "--subscribers",
-        str(tmp_path / "subscribers.csv"),
-        "--dist",
-        str(dist),
-        "--yes",
-        *extra,
-    ]
-    return CliRunner(env=env_for(server)).invoke(main, args, **kw)
+def run_send(server, tmp_path, dist, *extra, digest="2024-11-07", yes=True, **kw):
+    subscribers = str(tmp_path / "subscribers.csv")
+    args = ["send", digest, "--subscribers", subscribers, "--dist", str(dist), *extra]
+    return CliRunner(env=env_for(server)).invoke(main, [*args, "--yes"] if yes else args, **kw)
 
 
 def test_fifty_subscribers_get_one_correct_message_each(tmp_path, dist):
@@ -297,18 +289,7 @@ def test_unsubscribed_addresses_are_never_mailed(tmp_path, dist):
 def test_unbuilt_digest_is_refused(tmp_path, dist):
     subscribers_file(tmp_path, 2)
     with SMTPServer(Recorder()) as server:
-        result = CliRunner(env=env_for(server)).invoke(
-            main,
-            [
-                "send",
-                "2099-01-01",
-                "--subscribers",
-                str(tmp_path / "subscribers.csv"),
-                "--dist",
-                str(dist),
-                "--yes",
-            ],
-        )
+        result = run_send(server, tmp_path, dist, digest="2099-01-01")
     assert result.exit_code == 1
     assert (
         "Error: the digest 2099-01-01 has no built" in result.stderr
@@ -319,15 +300,7 @@ def test_unbuilt_digest_is_refused(tmp_path, dist):
 def test_asks_before_sending(tmp_path, dist):
     subscribers_file(tmp_path, 3)
     with SMTPServer(Recorder()) as server:
-        args = [
-            "send",
-            "2024-11-07",
-            "--subscribers",
-            str(tmp_path / "subscribers.csv"),
-            "--dist",
-            str(dist),
-        ]
-        result = CliRunner(env=env_for(server)).invoke(main, args, input="n\n")
+        result = run_send(server, tmp_path, dist, yes=False, input="n\n")
         assert "Send 4 messages (ko: 2, en: 2) of digest 2024-11-07 via 127.0.0.1?" in result.output
         assert result.exit_code == 1 and server.recorder.messages == []
 
