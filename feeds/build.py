@@ -1,32 +1,42 @@
-"""`feeds build`: plan every output as path -> bytes, then replace dist/ atomically.
+"""`feeds build`: plan every output as path -> content, render what the cache lacks, swap dist/ in.
 
-A file whose bytes are unchanged is carried over as a hard link, so its
-modification time stays and sync tools upload nothing; a build with no change
-at all touches nothing. Any error before the swap leaves dist/ as it was.
+1. Fingerprint the inputs (digests, note state, settings, templates, code). If the last
+   build into OUT had the same fingerprint and OUT is as it left it, there is nothing to do.
+2. Parse the digests; a file whose bytes were parsed before comes from the cache.
+3. Plan the jobs (a digest's page and newsletters, a tag page, a feed), each keyed by a
+   hash of what it renders from. Jobs the cache holds are reused; the rest render, on
+   every core when there are many.
+4. Stage the new tree beside OUT: files whose bytes are unchanged are hard-linked from
+   OUT (their mtime stays), new ones from the cache. Swap it in with one rename.
+
+Any error before the swap leaves OUT as it was.
 """
 
 from __future__ import annotations
 
 import ctypes
-import itertools
+import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from . import __version__
+from .cache import FORMAT, Cache, ObjectStore, Output, Written, sha256
 from .config import Settings
-from .errors import FeedsError, Problem
-from .feed import render_feeds
-from .newsletter import render_newsletters
-from .parse import load_archive
-from .site import render_site
-from .state import STATE_FILE, dump_state, parse_state, resolve_updates
-from .templating import make_environment
+from .errors import FeedsError, ParseError, Problem
+from .model import Note
+from .parse import Parsed, decode_digest, digest_files, parse_digest, parse_file, read_archive
+from .state import STATE_FILE, dump_state, note_hash, parse_state, resolve_updates
+from .templating import default_templates_dir
 
 Progress = Callable[[str, int], None]
 """Told (stage, files so far) as the build goes: for a progress display."""
+
+_LIBRARIES = ("feedgen", "mjml-python", "jinja2", "markupsafe", "lxml")
 
 
 @dataclass
@@ -39,66 +49,210 @@ class BuildReport:
     warnings: list[Problem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     bytes_written: int = 0
-
-    @property
-    def seconds(self) -> float:
-        return sum(self.timings.values())
-
-
-def _timed(
-    stage: str, produced: Iterable[tuple[str, bytes]], report: BuildReport
-) -> Iterator[tuple[str, bytes]]:
-    """Pass outputs through, adding the time spent producing them (not writing them) to `stage`."""
-    iterator = iter(produced)
-    report.timings.setdefault(stage, 0.0)
-    while True:
-        start = time.perf_counter()
-        output = next(iterator, None)
-        report.timings[stage] += time.perf_counter() - start
-        if output is None:
-            return
-        yield output
+    rendered: int = 0
+    reused: int = 0
+    workers: int = 1
+    elapsed: float = 0.0
 
 
-def plan_outputs(
-    src: Path, settings: Settings, report: BuildReport
-) -> tuple[Iterator[tuple[str, bytes]], bytes]:
-    """Every output of the build, produced lazily, and the note state to record beside the digests.
+def _library_versions() -> list[str]:
+    found = []
+    for name in _LIBRARIES:
+        try:
+            found.append(f"{name}={version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name}=?")
+    return found
 
-    Outputs are streamed to the writer rather than held: a large archive needs
-    memory for its parsed model, not for its whole site.
-    """
-    start = time.perf_counter()
-    loaded = load_archive(src)
-    report.warnings.extend(loaded.warnings)
+
+def _tree_hash(folders: Iterable[Path], pattern: str = "*") -> list[str]:
+    """Name and content hash of every file under the folders, in a stable order."""
+    parts = []
+    for folder in folders:
+        if folder.is_dir():
+            for path in sorted(folder.rglob(pattern)):
+                if path.is_file():
+                    parts.append(f"{path.relative_to(folder)}:{sha256(path.read_bytes())}")
+    return parts
+
+
+def render_salt(settings: Settings) -> str:
+    """A hash of everything every output depends on besides the archive: code, libraries,
+    templates and settings. Part of every render key."""
+    package = Path(__file__).resolve().parent
+    templates = [default_templates_dir()]
+    if settings.templates_dir:
+        templates.insert(0, Path(settings.templates_dir))
+    neutral = replace(settings, cache_dir="", workers=0)  # they change no output
+    parts = [
+        f"format={FORMAT}",
+        f"feeds={__version__}",
+        *_library_versions(),
+        *_tree_hash([package], "*.py"),
+        *_tree_hash(templates),
+        repr(neutral),
+    ]
+    return sha256("\n".join(parts).encode())
+
+
+@dataclass
+class _Inputs:
+    """The digest files' bytes as read once, and a fingerprint of every input of the build."""
+
+    files: dict[Path, bytes]
+    state: bytes | None
+    fingerprint: str
+
+
+def _read_inputs(src: Path, out: Path, salt: str) -> _Inputs:
+    digest = hashlib.sha256(f"{salt}\n{out.resolve()}\n".encode())
+    files: dict[Path, bytes] = {}
+    for path in digest_files(src):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue  # reported by the parse step
+        files[path] = data
+        digest.update(f"{path}\0{len(data)}\0".encode())
+        digest.update(data)
     state_path = src / STATE_FILE
-    previous = parse_state(state_path.read_bytes() if state_path.exists() else None)
-    updates = resolve_updates(loaded.archive, previous, settings.tz)
-    env = make_environment(settings.templates_dir)
-    report.timings["parse"] = time.perf_counter() - start
-    outputs = itertools.chain(
-        _timed("feeds", render_feeds(loaded.archive, settings, updates, env), report),
-        _timed(
-            "newsletters",
-            render_newsletters(loaded.archive, settings, env, report.warnings),
-            report,
-        ),
-        _timed("pages", render_site(loaded.archive, settings, env), report),
+    state = state_path.read_bytes() if state_path.exists() else None
+    digest.update(b"state\0" + (state or b""))
+    return _Inputs(files, state, digest.hexdigest())
+
+
+def _stat_matches(path: Path, written: Written) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns, st.st_ino) == (
+        written.size,
+        written.mtime_ns,
+        written.inode,
     )
-    return outputs, dump_state(updates.state)
+
+
+def _existing_files(root: Path) -> set[str]:
+    if not root.is_dir():
+        return set()
+    return {
+        os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
+        for dirpath, _, names in os.walk(root)
+        for name in names
+    }
+
+
+class _ParseMemo:
+    """Parses digest files, reusing the cached result for a file whose bytes it parsed before."""
+
+    def __init__(self, cache: Cache, files: dict[Path, bytes]):
+        self.cache = cache
+        self.files = files
+        self.keys: set[str] = set()
+        self.hashes: dict[int, tuple[Note, str]] = {}
+
+    def parse(self, path: Path) -> Parsed:
+        data = self.files.pop(path, None)  # read once for the fingerprint; not kept
+        if data is None:
+            return parse_file(path)  # unreadable: let it raise where it is reported
+        key = sha256(os.fsencode(path) + b"\0" + data)
+        self.keys.add(key)
+        hit = self.cache.load_parsed(key)
+        if not (isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], Parsed)):
+            parsed = parse_digest(decode_digest(data, str(path)), str(path))
+            hit = (parsed, tuple(note_hash(n) for n in parsed.digest.notes))
+            self.cache.save_parsed(key, hit)
+        for note, digest_hash in zip(hit[0].digest.notes, hit[1], strict=True):
+            self.hashes[id(note)] = (note, digest_hash)
+        return hit[0]
+
+    def note_hash(self, note: Note) -> str:
+        # By identity: hashing a Note by value would rehash all its text on every lookup.
+        found = self.hashes.get(id(note))
+        if found is None or found[0] is not note:
+            found = self.hashes[id(note)] = (note, note_hash(note))
+        return found[1]
 
 
 def build(
-    src: Path, out: Path, settings: Settings, progress: Progress | None = None
+    src: Path,
+    out: Path,
+    settings: Settings,
+    progress: Progress | None = None,
 ) -> BuildReport:
     """Build SRC into OUT. Raises FeedsError (with every problem) and then leaves OUT untouched."""
-    report = BuildReport()
-    outputs, state = plan_outputs(src, settings, report)
     start = time.perf_counter()
-    write_tree(out, outputs, report, progress)
-    _write_if_changed(src / STATE_FILE, state)
-    produced = sum(v for k, v in report.timings.items() if k != "parse")
-    report.timings["write"] = time.perf_counter() - start - produced
+    cache = Cache(Path(settings.cache_dir))
+    with cache.locked():
+        report = _build(src, out, settings, cache, progress)
+    report.elapsed = time.perf_counter() - start
+    return report
+
+
+def _build(
+    src: Path, out: Path, settings: Settings, cache: Cache, progress: Progress | None
+) -> BuildReport:
+    report = BuildReport()
+    start = time.perf_counter()
+    _recover(out)
+    salt = render_salt(settings)
+    inputs = _read_inputs(src, out, salt)
+    last_fingerprint, last_files, last_warnings = cache.load_record(out)
+    if (
+        last_fingerprint == inputs.fingerprint
+        and all(_stat_matches(out / path, w) for path, w in last_files.items())
+        and _existing_files(out) == last_files.keys()
+    ):
+        report.unchanged = len(last_files)
+        report.warnings = [Problem(*w, severity="warning") for w in last_warnings]
+        report.timings["parse"] = time.perf_counter() - start
+        return report
+
+    memo = _ParseMemo(cache, inputs.files)
+    loaded = read_archive(src, memo.parse)
+    if loaded.errors:
+        raise ParseError.from_problems(loaded.errors)
+    report.warnings.extend(loaded.warnings)
+    updates = resolve_updates(
+        loaded.archive, parse_state(inputs.state), settings.tz, memo.note_hash
+    )
+    report.timings["parse"] = time.perf_counter() - start
+
+    from .plan import plan  # imports the renderers: only when there is something to build
+
+    def present(output: Output) -> bool:
+        known = last_files.get(output.path)
+        return (
+            known is not None
+            and known.sha == output.sha
+            and _stat_matches(out / output.path, known)
+        )
+
+    planned = plan(
+        loaded.archive, settings, updates, cache, salt, memo.note_hash, present, progress
+    )
+    for stage, seconds in planned.timings.items():
+        report.timings[stage] = report.timings.get(stage, 0.0) + seconds
+    report.rendered, report.reused, report.workers = (
+        planned.rendered,
+        planned.reused,
+        planned.workers,
+    )
+    start = time.perf_counter()
+    files = _stage_and_swap(out, planned.outputs, cache.objects, last_files, report)
+    cache.save_index(planned.index)
+    cache.objects.collect_garbage({o.sha for o in planned.outputs.values()})
+    cache.forget_parsed_except(memo.keys)
+    report.warnings.extend(planned.warnings)
+    cache.save_record(
+        out,
+        inputs.fingerprint,
+        files,
+        [(w.message, w.source, w.line) for w in report.warnings],
+    )
+    _write_if_changed(src / STATE_FILE, dump_state(updates.state))
+    report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - start
     return report
 
 
@@ -110,70 +264,89 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _existing_files(root: Path) -> set[str]:
-    if not root.is_dir():
-        return set()
-    return {
-        str(Path(dirpath, name).relative_to(root).as_posix())
-        for dirpath, _, names in os.walk(root)
-        for name in names
-    }
-
-
-def _same(path: Path, data: bytes) -> bool:
+def _file_sha(path: Path) -> str | None:
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
+        return sha256(path.read_bytes())
     except OSError:
-        return False
+        return None
 
 
-def write_tree(
+def _stage_and_swap(
     out: Path,
-    outputs: Iterable[tuple[str, bytes]],
+    outputs: dict[str, Output],
+    objects: ObjectStore,
+    last_files: dict[str, Written],
     report: BuildReport,
-    progress: Progress | None = None,
-) -> None:
-    """Make OUT hold exactly `outputs`, staged beside it and swapped in one step.
+) -> dict[str, Written]:
+    """Make OUT hold exactly `outputs`; returns how each file was left, for the next build.
 
-    An unchanged file is hard-linked from OUT into the stage (its mtime stays);
-    when nothing changed at all, the stage is dropped and OUT is not touched.
-    Any exception while outputs are produced drops the stage and leaves OUT as it was.
+    A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
+    OUT is not touched. Every object placed was written by this build or verified when planned.
     """
-    _recover(out)
     existing = _existing_files(out)
+    root = os.fspath(out)
+    unchanged: dict[str, Written] = {}
+    for path, output in outputs.items():
+        if path not in existing:
+            continue
+        target = f"{root}/{path}"
+        known = last_files.get(path)
+        st = os.stat(target)
+        if known is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
+            known.size,
+            known.mtime_ns,
+            known.inode,
+        ):
+            same = known.sha == output.sha
+        else:
+            same = _file_sha(Path(target)) == output.sha
+        if same:
+            unchanged[path] = Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
+    report.unchanged = len(unchanged)
+    report.written = sorted(p for p in outputs if p not in unchanged)
+    report.removed = sorted(existing - outputs.keys())
+    report.bytes_written = sum(outputs[p].size for p in report.written)
+    if not report.written and not report.removed and out.is_dir():
+        return unchanged
+
     staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    produced: set[str] = set()
-    folders: set[Path] = {staging}
+    stage = os.fspath(staging)
+    files = dict(unchanged)
     try:
-        for path, data in outputs:
-            if path in produced:
-                raise FeedsError(f"two outputs would be written to {out}/{path}")
-            produced.add(path)
-            target = staging / path
-            if target.parent not in folders:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                folders.add(target.parent)
-            if path in existing and _same(out / path, data):
-                os.link(out / path, target)
-                report.unchanged += 1
-            else:
-                target.write_bytes(data)
-                report.written.append(path)
-                report.bytes_written += len(data)
-            if progress is not None and len(produced) % 100 == 0:
-                progress("building", len(produced))
+        folders = {""}
+        for path in sorted(outputs):
+            folder = path.rpartition("/")[0]
+            if folder not in folders:
+                os.makedirs(f"{stage}/{folder}", exist_ok=True)
+                folders.add(folder)
+            if path in unchanged:
+                os.link(f"{root}/{path}", f"{stage}/{path}")
+                continue
+            output = outputs[path]
+            target = Path(stage, path)
+            _place(objects, output, target)
+            st = target.stat()
+            files[path] = Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    report.written.sort()
-    report.removed = sorted(existing - produced)
-    if not report.written and not report.removed and out.is_dir():
-        shutil.rmtree(staging)
-        return
     _swap_in(staging, out)
+    return files
+
+
+def _place(objects: ObjectStore, output: Output, target: Path) -> None:
+    """Put an object's bytes at target: a hard link where the file system allows, else a copy."""
+    source = objects.path(output.sha)
+    try:
+        os.link(source, target)
+    except OSError:
+        data = objects.read_verified(output.sha)
+        if data is None:
+            raise FeedsError(f"the cache lost the bytes of {output.path}", str(source)) from None
+        target.write_bytes(data)
 
 
 def _staging_dirs(out: Path) -> list[Path]:

@@ -33,6 +33,7 @@ _STRINGS = (
     "unsubscribe_mailto",
     "subscribe_url",
     "templates_dir",
+    "cache_dir",
     "smtp_host",
     "smtp_user",
     "smtp_security",
@@ -40,7 +41,7 @@ _STRINGS = (
     "unsubscribed",
     "ledger",
 )
-_INTS = ("feed_limit", "smtp_port")
+_INTS = ("feed_limit", "smtp_port", "workers")
 KEYS = (*_STRINGS, *_INTS, *_PER_LANG)
 
 
@@ -62,6 +63,8 @@ class Settings:
     unsubscribe_mailto: str | None = None
     subscribe_url: str | None = None
     templates_dir: str | None = None
+    cache_dir: str = ".feeds-cache"
+    workers: int = 0
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_user: str | None = None

@@ -6,7 +6,7 @@ The only module that imports feedgen.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from xml.etree import ElementTree
@@ -18,19 +18,17 @@ from feedgen.feed import FeedGenerator
 from . import __version__
 from .config import Settings
 from .i18n import TEXT
-from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text, tag_key
-from .state import Updates
+from .model import LANGS, DigestRef, Lang, Note, clean_note, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
-    OPML_PATH,
     FeedFormat,
     Urls,
     archive_page_path,
     lang_feed_path,
     tag_feed_path,
     tag_page_path,
-    tag_slugs,
+    tag_slug,
 )
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -79,35 +77,20 @@ class _WebSubRss(BaseExtension):
         return feed
 
 
-def _items(
-    archive: Archive, lang: Lang, settings: Settings, updates: Updates, env: jinja2.Environment
-) -> list[tuple[Item, tuple[str, ...]]]:
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """A note as a feed holds it: where it appeared, and when it last changed (None: never)."""
+
+    digest: DigestRef
+    index: int
+    note: Note
+    updated: datetime | None
+
+
+def _item(entry: FeedEntry, lang: Lang, settings: Settings, env: jinja2.Environment) -> Item:
     urls = Urls(settings.base_url)
-    slugs = tag_slugs(archive.tags().values())
-    items = []
-    for digest in archive.digests:
-        for index, raw in enumerate(digest.notes):
-            note = clean_note(raw)
-            items.append(
-                (_item(digest, index, note, lang, settings, updates, env, urls, slugs), raw.tags)
-            )
-    return items
-
-
-def _item(
-    digest: Digest,
-    index: int,
-    note: Note,
-    lang: Lang,
-    settings: Settings,
-    updates: Updates,
-    env: jinja2.Environment,
-    urls: Urls,
-    slugs: dict[str, str],
-) -> Item:
-    tz = settings.tz
+    note = clean_note(entry.note)
     commentary = note.commentary_for(lang)
-    tag_links = urls.tag_links(lang, note.tags, slugs)
     content = render(
         env,
         "feed_item.html",
@@ -115,10 +98,10 @@ def _item(
         commentary=commentary,
         lang=lang,
         text=TEXT[lang],
-        tag_links=tag_links,
+        tag_links=urls.tag_links(lang, note.tags),
     )
-    published = digest.note_published(index, tz)
-    url = urls.note(lang, digest.id, note.slug)
+    published = entry.digest.note_published(entry.index, settings.tz)
+    url = urls.note(lang, entry.digest.id, note.slug)
     summary = (commentary or note.abstract or (note.title,))[0]
     return Item(
         id=url,
@@ -127,7 +110,7 @@ def _item(
         content_html=content.strip(),
         summary=summary,
         published=published,
-        updated=updates.of(digest, note) or published,
+        updated=entry.updated or published,
         tags=note.tags,
     )
 
@@ -215,50 +198,40 @@ def _json_feed(channel: Channel, items: list[Item], settings: Settings) -> bytes
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
 
 
-def render_feeds(
-    archive: Archive, settings: Settings, updates: Updates, env: jinja2.Environment
-) -> Iterator[tuple[str, bytes]]:
-    """Every feed file and the OPML, as (path under dist/, bytes)."""
+def render_feed(
+    lang: Lang,
+    tag: str | None,
+    entries: Sequence[FeedEntry],
+    settings: Settings,
+    env: jinja2.Environment,
+) -> list[tuple[str, bytes]]:
+    """The Atom, RSS and JSON Feed files of one language (tag None) or one tag in it."""
     urls = Urls(settings.base_url)
-    tags = archive.tags()
-    slugs = tag_slugs(tags.values())
-    limit = settings.feed_limit or None
-    for lang in LANGS:
-        items = _items(archive, lang, settings, updates, env)
+    if tag is None:
         paths = {fmt: lang_feed_path(lang, fmt) for fmt in FEED_FORMATS}
-        channel = Channel(
-            lang,
-            settings.title[lang],
-            settings.description[lang],
-            urls.of(archive_page_path(lang)),
-            {fmt: urls.of(p) for fmt, p in paths.items()},
-            paths,
-        )
-        yield from _serialise(channel, [i for i, _ in items[:limit]], settings)
-        by_tag: dict[str, list[Item]] = {}
-        for item, raw_tags in items:
-            for tag in raw_tags:
-                by_tag.setdefault(tag_key(tag), []).append(item)
-        for key, display in tags.items():
-            slug = slugs[display]
-            paths = {fmt: tag_feed_path(lang, slug, fmt) for fmt in FEED_FORMATS}
-            channel = Channel(
-                lang,
-                TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=display),
-                TEXT[lang]["tag_feed_description"].format(tag=display),
-                urls.of(tag_page_path(lang, slug)),
-                {fmt: urls.of(p) for fmt, p in paths.items()},
-                paths,
-            )
-            yield from _serialise(channel, by_tag[key][:limit], settings)
-    yield OPML_PATH, render_opml(archive, settings)
+        title, description = settings.title[lang], settings.description[lang]
+        page = archive_page_path(lang)
+    else:
+        slug = tag_slug(tag)
+        paths = {fmt: tag_feed_path(lang, slug, fmt) for fmt in FEED_FORMATS}
+        title = TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=tag)
+        description = TEXT[lang]["tag_feed_description"].format(tag=tag)
+        page = tag_page_path(lang, slug)
+    channel = Channel(
+        lang,
+        title,
+        description,
+        urls.of(page),
+        {fmt: urls.of(p) for fmt, p in paths.items()},
+        paths,
+    )
+    items = [_item(entry, lang, settings, env) for entry in entries]
+    return list(_serialise(channel, items, settings))
 
 
-def render_opml(archive: Archive, settings: Settings) -> bytes:
+def render_opml(tags: Sequence[str], settings: Settings) -> bytes:
     """An OPML 2.0 subscription list: per language, the language feed, then a folder of tag feeds."""
     urls = Urls(settings.base_url)
-    tags = archive.tags()
-    slugs = tag_slugs(tags.values())
     opml = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(opml, "head")
     ElementTree.SubElement(head, "title").text = clean_text(" / ".join(settings.title.values()))
@@ -274,8 +247,8 @@ def render_opml(archive: Archive, settings: Settings) -> bytes:
             lang,
         )
         folder = ElementTree.SubElement(group, "outline", text=TEXT[lang]["tags"])
-        for display in tags.values():
-            slug = slugs[display]
+        for display in tags:
+            slug = tag_slug(display)
             title = TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=display)
             _outline(
                 folder,

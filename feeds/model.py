@@ -49,6 +49,24 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestRef:
+    """A digest as other pages and feeds refer to it: without its notes, only their number."""
+
+    id: str
+    date: date
+    part: int | None
+    size: int
+
+    def published(self, tz: tzinfo) -> datetime:
+        """When the digest appeared: its date at midnight in the site's zone, a part an hour later each."""
+        return datetime.combine(self.date, time(0), tz) + timedelta(hours=self.part or 0)
+
+    def note_published(self, index: int, tz: tzinfo) -> datetime:
+        """A distinct time per note, so readers that sort by date keep the digest's order."""
+        return self.published(tz) + timedelta(seconds=self.size - index)
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     """One day's digest (or one part of a day with several)."""
 
@@ -62,13 +80,15 @@ class Digest:
     def sort_key(self) -> tuple[date, int]:
         return (self.date, self.part or 0)
 
+    @property
+    def ref(self) -> DigestRef:
+        return DigestRef(self.id, self.date, self.part, len(self.notes))
+
     def published(self, tz: tzinfo) -> datetime:
-        """When the digest appeared: its date at midnight in the site's zone, a part an hour later each."""
-        return datetime.combine(self.date, time(0), tz) + timedelta(hours=self.part or 0)
+        return self.ref.published(tz)
 
     def note_published(self, index: int, tz: tzinfo) -> datetime:
-        """A distinct time per note, so readers that sort by date keep the digest's order."""
-        return self.published(tz) + timedelta(seconds=len(self.notes) - index)
+        return self.ref.note_published(index, tz)
 
 
 def digest_id(day: date, part: int | None) -> str:

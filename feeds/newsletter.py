@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from xml.parsers import expat
 
 import jinja2
@@ -21,9 +21,9 @@ import mjml
 from .config import Settings
 from .errors import Problem, TemplateError
 from .i18n import TEXT, format_digest_date, short_authors
-from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text
+from .model import Digest, Lang, Note, clean_note, clean_text
 from .templating import render
-from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path, tag_slugs
+from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path
 
 MJML_TEMPLATE = "newsletter.mjml"
 TEXT_TEMPLATE = "newsletter.txt"
@@ -70,6 +70,7 @@ MJML_TAGS = frozenset(
         "mj-wrapper",
     ]
 )
+_POLICY = compat32.clone(linesep="\r\n")
 _MJ_TAG = re.compile(r"<\s*(mj-[\w-]+|mjml)\b")
 
 
@@ -125,9 +126,7 @@ def _compile(source: str, template: str, what: str) -> str:
         raise TemplateError(f"MRML cannot compile the output for {what}: {exc}", template) from None
 
 
-def _context(
-    digest: Digest, lang: Lang, settings: Settings, slugs: dict[str, str]
-) -> dict[str, object]:
+def _context(digest: Digest, lang: Lang, settings: Settings) -> dict[str, object]:
     urls = Urls(settings.base_url)
     text = TEXT[lang]
     items = []
@@ -139,7 +138,7 @@ def _context(
                 url=urls.note(lang, digest.id, note.slug),
                 authors=short_authors(note.authors, lang),
                 commentary=note.commentary_for(lang),
-                tag_links=urls.tag_links(lang, note.tags, slugs),
+                tag_links=urls.tag_links(lang, note.tags),
             )
         )
     site_title = clean_text(settings.title[lang])
@@ -178,15 +177,28 @@ def header_text(value: str) -> str:
     return " ".join(clean_text(value.replace("\r", " ").replace("\n", " ")).split())
 
 
+def _header(value: str) -> str | Header:
+    """ASCII as is; anything else as RFC 2047 encoded words."""
+    return value if value.isascii() else Header(value, "utf-8")
+
+
 def message(digest: Digest, lang: Lang, settings: Settings, html: str, text: str) -> bytes:
-    """The RFC 5322 message: multipart/alternative, text then HTML, both base64 UTF-8."""
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = Address(header_text(settings.author_name), addr_spec=settings.author_email)
+    """The RFC 5322 message: multipart/alternative, text then HTML, both base64 UTF-8.
+
+    Built with the email package's compat32 classes: for thousands of digests its modern
+    EmailMessage API costs several times as much for the same bytes on the wire.
+    """
+    msg = MIMEMultipart("alternative")
+    msg["From"] = formataddr(
+        (header_text(settings.author_name), settings.author_email), charset="utf-8"
+    )
     msg["To"] = TO_PLACEHOLDER
-    msg["Subject"] = subject(digest, lang, settings)
+    msg["Subject"] = _header(subject(digest, lang, settings))
     msg["Date"] = format_datetime(digest.published(settings.tz))
     msg["Message-ID"] = f"<newsletter.{digest.id}.{lang}@{settings.domain}>"
-    msg["List-Id"] = f"{header_text(settings.title[lang])} <newsletter.{lang}.{settings.domain}>"
+    list_id = Header(header_text(settings.title[lang]), "utf-8")
+    list_id.append(f"<newsletter.{lang}.{settings.domain}>", "us-ascii")
+    msg["List-Id"] = list_id
     targets = []
     if settings.unsubscribe_mailto:
         targets.append(f"<mailto:{settings.unsubscribe_mailto}?subject=unsubscribe>")
@@ -197,38 +209,29 @@ def message(digest: Digest, lang: Lang, settings: Settings, html: str, text: str
         msg["List-Unsubscribe"] = ", ".join(targets)
     if https and https.startswith("https://"):
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(text, charset="utf-8", cte="base64")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
     msg["Content-Language"] = lang
+    for body, subtype in ((text, "plain"), (html, "html")):
+        part = MIMEText(body, subtype, "utf-8")  # utf-8 bodies are base64-encoded
+        del part["MIME-Version"]
+        msg.attach(part)
     seed = hashlib.sha256(f"{digest.id}/{lang}".encode() + html.encode() + text.encode())
     msg.set_boundary(f"=_feeds_{seed.hexdigest()[:32]}")
-    return msg.as_bytes()
-
-
-def render_newsletters(
-    archive: Archive, settings: Settings, env: jinja2.Environment, warnings: list[Problem]
-) -> Iterator[tuple[str, bytes]]:
-    """For every digest and language: the newsletter's .html, .txt and .eml."""
-    check_mjml_templates(env)
-    slugs = tag_slugs(archive.tags().values())
-    for digest in archive.digests:
-        for lang in LANGS:
-            yield from render_newsletter(digest, lang, settings, env, slugs, warnings)
+    return msg.as_bytes(policy=_POLICY)
 
 
 def render_newsletter(
-    digest: Digest,
-    lang: Lang,
-    settings: Settings,
-    env: jinja2.Environment,
-    slugs: dict[str, str],
-    warnings: list[Problem],
-) -> Iterator[tuple[str, bytes]]:
-    context = _context(digest, lang, settings, slugs)
+    digest: Digest, lang: Lang, settings: Settings, env: jinja2.Environment
+) -> tuple[list[tuple[str, bytes]], list[Problem]]:
+    """One digest's newsletter in one language: .html, .txt and .eml, and any warnings.
+
+    Call check_mjml_templates once before: it reports tags MRML would pass through.
+    """
+    context = _context(digest, lang, settings)
     source = render(env, MJML_TEMPLATE, **context)
     html = _compile(source, MJML_TEMPLATE, f"{digest.id} ({lang})")
     text = render(env, TEXT_TEMPLATE, **context)
     html_bytes = html.encode()
+    warnings = []
     if len(html_bytes) > GMAIL_CLIP_BYTES:
         warnings.append(
             Problem(
@@ -238,6 +241,9 @@ def render_newsletter(
                 severity="warning",
             )
         )
-    yield newsletter_path(digest.id, lang, "html"), html_bytes
-    yield newsletter_path(digest.id, lang, "txt"), text.encode()
-    yield newsletter_path(digest.id, lang, "eml"), message(digest, lang, settings, html, text)
+    outputs = [
+        (newsletter_path(digest.id, lang, "html"), html_bytes),
+        (newsletter_path(digest.id, lang, "txt"), text.encode()),
+        (newsletter_path(digest.id, lang, "eml"), message(digest, lang, settings, html, text)),
+    ]
+    return outputs, warnings

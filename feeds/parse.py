@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -286,8 +286,17 @@ def digest_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.txt") if not p.name.startswith(".") and p.is_file())
 
 
-def read_archive(folder: Path) -> Loaded:
-    """Read every digest in a folder, collecting every warning and error rather than stopping."""
+def parse_file(path: Path) -> Parsed:
+    """Read and parse one digest file. Raises OSError or ParseError."""
+    source = str(path)
+    return parse_digest(decode_digest(path.read_bytes(), source), source)
+
+
+def read_archive(folder: Path, parse: Callable[[Path], Parsed] = parse_file) -> Loaded:
+    """Read every digest in a folder, collecting every warning and error rather than stopping.
+
+    `parse` reads one file (a build passes one that remembers files it has parsed before).
+    """
     files = digest_files(folder)
     errors: list[Problem] = []
     warnings: list[Problem] = []
@@ -295,14 +304,11 @@ def read_archive(folder: Path) -> Loaded:
     if not files:
         errors.append(Problem(f"expected digest files (*.txt) in {folder}, found none"))
     for path in files:
-        source = str(path)
         try:
-            data = path.read_bytes()
+            parsed = parse(path)
         except OSError as exc:
-            errors.append(Problem(f"cannot read the file: {exc.strerror}", source))
+            errors.append(Problem(f"cannot read the file: {exc.strerror}", str(path)))
             continue
-        try:
-            parsed = parse_digest(decode_digest(data, source), source)
         except ParseError as exc:
             errors.extend(exc.problems)
             continue

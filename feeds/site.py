@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -11,15 +11,14 @@ from xml.etree import ElementTree
 import jinja2
 
 from .config import Settings
-from .i18n import TEXT, format_digest_date, format_month
-from .model import LANGS, Archive, Digest, Lang, Note, clean_note, clean_text, tag_key
+from .i18n import TEXT, format_digest_date, format_month, short_authors
+from .model import LANGS, Digest, DigestRef, Lang, Note, clean_note, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
     HOME_PATH,
     NOT_FOUND_PATH,
     OPML_PATH,
-    ROBOTS_PATH,
     SITEMAP_PATH,
     Urls,
     archive_page_path,
@@ -28,7 +27,7 @@ from .urls import (
     tag_feed_path,
     tag_index_path,
     tag_page_path,
-    tag_slugs,
+    tag_slug,
 )
 
 _FEED_TYPES = {
@@ -46,7 +45,17 @@ class NoteItem:
     url: str
     commentary: tuple[str, ...]
     tag_links: tuple[tuple[str, str], ...]
-    digest_link: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class TagEntry:
+    """One note in the list on a tag page: the full note is on its digest page."""
+
+    title: str
+    url: str
+    authors: str
+    digest_url: str
+    digest_label: str
 
 
 def _other(lang: Lang) -> Lang:
@@ -54,16 +63,12 @@ def _other(lang: Lang) -> Lang:
 
 
 class SiteRenderer:
-    """Renders the pages of one archive; holds what every page shares."""
+    """Renders web pages; holds what every page shares. Each page is rendered from what it shows."""
 
-    def __init__(self, archive: Archive, settings: Settings, env: jinja2.Environment):
-        self.archive = archive
+    def __init__(self, settings: Settings, env: jinja2.Environment):
         self.settings = settings
         self.env = env
         self.urls = Urls(settings.base_url)
-        self.tags = archive.tags()
-        self.slugs = tag_slugs(self.tags.values())
-        self.sitemap: list[tuple[str, date]] = []
 
     # -- shared pieces ---------------------------------------------------------------------
 
@@ -115,58 +120,22 @@ class SiteRenderer:
             **extra,
         }
 
-    def emit(
-        self, template: str, path: str, lastmod: date | None, **context: Any
-    ) -> tuple[str, bytes]:
-        if lastmod is not None:
-            self.sitemap.append((path, lastmod))
-        return path, render(self.env, template, **context).encode()
+    def render(self, template: str, **context: Any) -> bytes:
+        return render(self.env, template, **context).encode()
 
-    def item(self, digest: Digest, raw: Note, lang: Lang, link_digest: bool) -> NoteItem:
-        note = clean_note(raw)
-        return NoteItem(
-            note=note,
-            slug=note.slug,
-            url=self.urls.note(lang, digest.id, note.slug),
-            commentary=note.commentary_for(lang),
-            tag_links=self.urls.tag_links(lang, note.tags, self.slugs),
-            digest_link={
-                "url": self.urls.of(digest_page_path(lang, digest.id)),
-                "label": digest_label(digest, lang),
-            }
-            if link_digest
-            else None,
-        )
-
-    def digest_entry(self, digest: Digest, lang: Lang) -> dict[str, Any]:
+    def digest_link(self, digest: DigestRef, lang: Lang) -> dict[str, str]:
         return {
             "url": self.urls.of(digest_page_path(lang, digest.id)),
             "label": digest_label(digest, lang),
-            "count": len(digest.notes),
         }
+
+    def digest_entry(self, digest: DigestRef, lang: Lang) -> dict[str, Any]:
+        return {**self.digest_link(digest, lang), "count": digest.size}
 
     # -- pages -----------------------------------------------------------------------------
 
-    def render(self) -> Iterator[tuple[str, bytes]]:
-        newest = self.archive.digests[0].date if self.archive.digests else date(1970, 1, 1)
-        yield self.home(newest)
-        for lang in LANGS:
-            yield self.archive_page(lang, newest)
-            yield self.tag_index(lang, newest)
-            digests = self.archive.digests
-            for index, digest in enumerate(digests):
-                newer = digests[index - 1] if index > 0 else None
-                older = digests[index + 1] if index + 1 < len(digests) else None
-                yield self.digest_page(digest, lang, newer, older)
-            yield from self.tag_pages(lang)
-        yield self.not_found()
-        yield SITEMAP_PATH, self.sitemap_xml()
-        yield (
-            ROBOTS_PATH,
-            f"User-agent: *\nAllow: /\n\nSitemap: {self.urls.of(SITEMAP_PATH)}\n".encode(),
-        )
-
-    def home(self, newest: date) -> tuple[str, bytes]:
+    def home(self, latest: Sequence[DigestRef]) -> bytes:
+        """The landing page: both languages, their latest digests and every way to subscribe."""
         sections = []
         for lang in LANGS:
             newsletter = (
@@ -179,7 +148,7 @@ class SiteRenderer:
                     "text": TEXT[lang],
                     "title": clean_text(self.settings.title[lang]),
                     "description": clean_text(self.settings.description[lang]),
-                    "latest": [self.digest_entry(d, lang) for d in self.archive.digests[:10]],
+                    "latest": [self.digest_entry(d, lang) for d in latest],
                     "archive": self.urls.of(archive_page_path(lang)),
                     "tags": self.urls.of(tag_index_path(lang)),
                     "feeds": self.feeds(lang),
@@ -199,102 +168,99 @@ class SiteRenderer:
             {"lang": lang, "url": self.urls.of(archive_page_path(lang))} for lang in LANGS
         ] + [{"lang": "x-default", "url": self.urls.of(HOME_PATH)}]
         page["feeds"] = self.feeds("ko") + self.feeds("en")
-        return self.emit("home.html", HOME_PATH, newest, page=page, sections=sections)
+        return self.render("home.html", page=page, sections=sections)
 
-    def archive_page(self, lang: Lang, newest: date) -> tuple[str, bytes]:
+    def archive_page(self, lang: Lang, digests: Sequence[DigestRef]) -> bytes:
+        """Every digest, newest first, grouped by month."""
         months: dict[str, list[dict[str, Any]]] = {}
-        for digest in self.archive.digests:
+        for digest in digests:
             months.setdefault(format_month(digest.date, lang), []).append(
                 self.digest_entry(digest, lang)
             )
-        path = archive_page_path(lang)
         page = self.page(lang, archive_page_path, TEXT[lang]["archive"])
-        return self.emit("archive.html", path, newest, page=page, months=list(months.items()))
+        return self.render("archive.html", page=page, months=list(months.items()))
 
     def digest_page(
-        self, digest: Digest, lang: Lang, newer: Digest | None, older: Digest | None
-    ) -> tuple[str, bytes]:
-        path = digest_page_path(lang, digest.id)
-        label = digest_label(digest, lang)
-        page = self.page(lang, lambda code: digest_page_path(code, digest.id), label)
-        page["prev"] = (
-            {
-                "url": self.urls.of(digest_page_path(lang, older.id)),
-                "label": digest_label(older, lang),
-            }
-            if older
-            else None
+        self, digest: Digest, lang: Lang, newer: DigestRef | None, older: DigestRef | None
+    ) -> bytes:
+        """One digest with every note in full, linked to the digests before and after it."""
+        page = self.page(
+            lang, lambda code: digest_page_path(code, digest.id), digest_label(digest.ref, lang)
         )
-        page["next"] = (
-            {
-                "url": self.urls.of(digest_page_path(lang, newer.id)),
-                "label": digest_label(newer, lang),
-            }
-            if newer
-            else None
-        )
-        items = [self.item(digest, note, lang, link_digest=False) for note in digest.notes]
-        return self.emit("digest.html", path, digest.date, page=page, items=items)
+        page["prev"] = self.digest_link(older, lang) if older else None
+        page["next"] = self.digest_link(newer, lang) if newer else None
+        items = []
+        for raw in digest.notes:
+            note = clean_note(raw)
+            items.append(
+                NoteItem(
+                    note=note,
+                    slug=note.slug,
+                    url=self.urls.note(lang, digest.id, note.slug),
+                    commentary=note.commentary_for(lang),
+                    tag_links=self.urls.tag_links(lang, note.tags),
+                )
+            )
+        return self.render("digest.html", page=page, items=items)
 
-    def tag_index(self, lang: Lang, newest: date) -> tuple[str, bytes]:
-        counts: dict[str, int] = {}
-        for digest in self.archive.digests:
-            for note in digest.notes:
-                for tag in note.tags:
-                    counts[tag_key(tag)] = counts.get(tag_key(tag), 0) + 1
+    def tag_index(self, lang: Lang, counts: Sequence[tuple[str, int]]) -> bytes:
+        """Every tag with its number of notes, as given (most used first)."""
         tags = [
             {
                 "name": display,
-                "url": self.urls.of(tag_page_path(lang, self.slugs[display])),
-                "count": counts[key],
+                "url": self.urls.of(tag_page_path(lang, tag_slug(display))),
+                "count": n,
             }
-            for key, display in sorted(self.tags.items(), key=lambda kv: (-counts[kv[0]], kv[0]))
+            for display, n in counts
         ]
-        path = tag_index_path(lang)
         page = self.page(lang, tag_index_path, TEXT[lang]["all_tags"])
-        return self.emit("tags.html", path, newest, page=page, tags=tags)
+        return self.render("tags.html", page=page, tags=tags)
 
-    def tag_pages(self, lang: Lang) -> Iterator[tuple[str, bytes]]:
-        by_tag: dict[str, list[tuple[Digest, Note]]] = {}
-        for digest in self.archive.digests:
-            for note in digest.notes:
-                for tag in note.tags:
-                    by_tag.setdefault(tag_key(tag), []).append((digest, note))
-        for key, display in self.tags.items():
-            slug = self.slugs[display]
-            path = tag_page_path(lang, slug)
-            heading = TEXT[lang]["tagged"].format(tag=display)
-            page = self.page(lang, lambda code, slug=slug: tag_page_path(code, slug), heading)
-            page["tag_feeds"] = self.feeds(lang, slug, display)
-            page["feeds"] = page["tag_feeds"] + page["feeds"]
-            notes = by_tag[key]
-            items = [self.item(d, n, lang, link_digest=True) for d, n in notes]
-            yield self.emit("tag.html", path, notes[0][0].date, page=page, items=items)
+    def tag_page(self, lang: Lang, tag: str, notes: Sequence[tuple[DigestRef, Note]]) -> bytes:
+        """The notes with one tag, newest first, each linked to its place on its digest page."""
+        slug = tag_slug(tag)
+        heading = TEXT[lang]["tagged"].format(tag=tag)
+        page = self.page(lang, lambda code: tag_page_path(code, slug), heading)
+        page["tag_feeds"] = self.feeds(lang, slug, tag)
+        page["feeds"] = page["tag_feeds"] + page["feeds"]
+        entries = []
+        links: dict[str, dict[str, str]] = {}
+        for digest, note in notes:
+            link = links.get(digest.id) or links.setdefault(
+                digest.id, self.digest_link(digest, lang)
+            )
+            entries.append(
+                TagEntry(
+                    title=clean_text(note.title),
+                    url=self.urls.note(lang, digest.id, note.slug),
+                    authors=clean_text(short_authors(note.authors, lang)),
+                    digest_url=link["url"],
+                    digest_label=link["label"],
+                )
+            )
+        return self.render("tag.html", page=page, entries=entries)
 
-    def not_found(self) -> tuple[str, bytes]:
+    def not_found(self) -> bytes:
         page = self.page("ko", lambda _: HOME_PATH, TEXT["ko"]["not_found"])
         page["title"] = page["heading"] = f"{TEXT['ko']['not_found']} · Page not found"
         page["archive_en"] = self.urls.of(archive_page_path("en"))
         page["canonical"] = self.urls.of(NOT_FOUND_PATH)
-        return self.emit("404.html", NOT_FOUND_PATH, None, page=page)
+        return self.render("404.html", page=page)
 
-    def sitemap_xml(self) -> bytes:
+    def sitemap(self, pages: Iterable[tuple[str, date]]) -> bytes:
+        """sitemap.xml for (page path, date last changed)."""
         ns = "http://www.sitemaps.org/schemas/sitemap/0.9"
         urlset = ElementTree.Element("urlset", xmlns=ns)
-        for path, lastmod in self.sitemap:
+        for path, lastmod in pages:
             url = ElementTree.SubElement(urlset, "url")
             ElementTree.SubElement(url, "loc").text = self.urls.of(path)
             ElementTree.SubElement(url, "lastmod").text = lastmod.isoformat()
         ElementTree.indent(urlset)
         return ElementTree.tostring(urlset, encoding="UTF-8", xml_declaration=True) + b"\n"
 
+    def robots(self) -> bytes:
+        return f"User-agent: *\nAllow: /\n\nSitemap: {self.urls.of(SITEMAP_PATH)}\n".encode()
 
-def digest_label(digest: Digest, lang: Lang) -> str:
+
+def digest_label(digest: DigestRef, lang: Lang) -> str:
     return format_digest_date(digest.date, digest.part, lang)
-
-
-def render_site(
-    archive: Archive, settings: Settings, env: jinja2.Environment
-) -> Iterator[tuple[str, bytes]]:
-    """Every page of the web archive, as (path under dist/, bytes)."""
-    yield from SiteRenderer(archive, settings, env).render()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -42,8 +43,16 @@ class Updates:
         return self.updated.get(note_key(digest, note))
 
 
-def resolve_updates(archive: Archive, previous: dict[str, Any] | None, tz: tzinfo) -> Updates:
-    """Compare notes with the recorded hashes and date the ones that changed."""
+def resolve_updates(
+    archive: Archive,
+    previous: dict[str, Any] | None,
+    tz: tzinfo,
+    hash_of: Callable[[Note], str] = note_hash,
+) -> Updates:
+    """Compare notes with the recorded hashes and date the ones that changed.
+
+    `hash_of` is note_hash, or a function that remembers its results.
+    """
     old_notes = (
         (previous or {}).get("notes", {}) if (previous or {}).get("version") == _VERSION else {}
     )
@@ -52,7 +61,7 @@ def resolve_updates(archive: Archive, previous: dict[str, Any] | None, tz: tzinf
     notes: dict[str, dict[str, str | None]] = {}
     for digest in archive.digests:
         for index, note in enumerate(digest.notes):
-            key, digest_hash = note_key(digest, note), note_hash(note)
+            key, digest_hash = note_key(digest, note), hash_of(note)
             old = old_notes.get(key)
             when: datetime | None = None
             if old is not None and old.get("updated"):

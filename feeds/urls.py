@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote
 
@@ -64,7 +65,8 @@ def archive_page_path(lang: Lang) -> str:
 
 
 def digest_page_path(lang: Lang, digest_id: str) -> str:
-    return f"{lang}/{digest_id}/index.html"
+    # A file, not a folder per digest: thousands of folders make every atomic rebuild slow.
+    return f"{lang}/{digest_id}.html"
 
 
 def tag_index_path(lang: Lang) -> str:
@@ -76,7 +78,14 @@ def tag_page_path(lang: Lang, slug: str) -> str:
 
 
 def newsletter_path(digest_id: str, lang: Lang, part: MailPart) -> str:
-    return f"newsletters/{digest_id}/{lang}.{part}"
+    return f"newsletters/{digest_id}.{lang}.{part}"
+
+
+@lru_cache(maxsize=16384)
+def _url(base_url: str, path: str) -> str:
+    if path == "index.html" or path.endswith("/index.html"):
+        path = path[: -len("index.html")]
+    return base_url + quote(path, safe="/")
 
 
 @dataclass(frozen=True)
@@ -87,17 +96,13 @@ class Urls:
 
     def of(self, path: str, fragment: str | None = None) -> str:
         """The public URL of an output path; `dir/index.html` is served as `dir/`."""
-        if path == "index.html" or path.endswith("/index.html"):
-            path = path[: -len("index.html")]
-        url = self.base_url + quote(path, safe="/")
+        url = _url(self.base_url, path)
         return f"{url}#{quote(fragment, safe='')}" if fragment else url
 
     def note(self, lang: Lang, digest_id: str, slug: str) -> str:
         """The permalink of a note: its anchor on the digest page."""
         return self.of(digest_page_path(lang, digest_id), slug)
 
-    def tag_links(
-        self, lang: Lang, tags: Iterable[str], slugs: dict[str, str]
-    ) -> tuple[tuple[str, str], ...]:
+    def tag_links(self, lang: Lang, tags: Iterable[str]) -> tuple[tuple[str, str], ...]:
         """(tag, URL of its page) for each tag, in order."""
-        return tuple((tag, self.of(tag_page_path(lang, slugs[tag]))) for tag in tags)
+        return tuple((tag, self.of(tag_page_path(lang, tag_slug(tag)))) for tag in tags)

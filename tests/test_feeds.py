@@ -19,11 +19,11 @@ from jsonschema import Draft202012Validator, FormatChecker
 from feeds.build import build
 from feeds.cli import main
 from feeds.config import Settings, load_settings
-from feeds.feed import render_feeds
-from feeds.model import Archive, Digest, Note, clean_text
+from feeds.feed import FeedEntry, render_feed, render_opml
+from feeds.model import LANGS, Archive, Digest, Note, clean_text
 from feeds.parse import load_archive
-from feeds.state import resolve_updates
 from feeds.templating import make_environment
+from feeds.urls import OPML_PATH
 
 from .conftest import SEEDS
 
@@ -142,7 +142,7 @@ def test_language_feed_items_in_order(dist, archive, fmt):
     expected = [(d.id, n) for d in archive.digests for n in d.notes]
     assert [e.title for e in parsed.entries] == [n.title for _, n in expected]
     assert [e.link for e in parsed.entries] == [
-        f"{BASE}en/{digest_id}/#{n.slug}" for digest_id, n in expected
+        f"{BASE}en/{digest_id}.html#{n.slug}" for digest_id, n in expected
     ]
     times = [e.published_parsed for e in parsed.entries]
     assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
@@ -296,8 +296,12 @@ def test_hostile_text_yields_well_formed_feeds(title, author, paragraph, abstrac
 
     note = Note(title, "n", 2, (author,), (abstract,), (paragraph + " 한",), (paragraph,), ("tag",))
     archive = Archive((Digest("2024-11-07", date(2024, 11, 7), None, "x.txt", (note,)),))
-    updates = resolve_updates(archive, None, site().tz)
-    outputs = dict(render_feeds(archive, site(), updates, make_environment(None)))
+    env = make_environment(None)
+    entries = [FeedEntry(archive.digests[0].ref, 0, note, None)]
+    outputs = {OPML_PATH: render_opml(["tag"], site())}
+    for lang in LANGS:
+        for tag in (None, "tag"):
+            outputs.update(render_feed(lang, tag, entries, site(), env))
     for path, data in outputs.items():
         if path.endswith(".opml"):
             ElementTree.fromstring(data)
@@ -321,7 +325,7 @@ def test_bad_settings_name_the_key(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "Error: pyproject.toml: setting base_url: expected an absolute http(s) URL, found 'ftp://x'",
-        "Error: pyproject.toml: unknown setting 'feed_limt' (known: base_url, author_name, author_email, timezone, websub_hub, unsubscribe_url, unsubscribe_mailto, subscribe_url, templates_dir, smtp_host, smtp_user, smtp_security, unsubscribe_secret, unsubscribed, ledger, feed_limit, smtp_port, title, description)",
+        "Error: pyproject.toml: unknown setting 'feed_limt' (known: base_url, author_name, author_email, timezone, websub_hub, unsubscribe_url, unsubscribe_mailto, subscribe_url, templates_dir, cache_dir, smtp_host, smtp_user, smtp_security, unsubscribe_secret, unsubscribed, ledger, feed_limit, smtp_port, workers, title, description)",
         "Error: environment: setting feed_limit: expected a whole number, 0 or more, found 'many'",
     ]
     assert not (tmp_path / "dist").exists()

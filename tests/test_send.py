@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from feeds.build import BuildReport, build, write_tree
+from feeds.build import build
 from feeds.cli import main
 from feeds.config import Settings
-from feeds.model import Archive
-from feeds.newsletter import render_newsletters
+from feeds.model import LANGS
+from feeds.newsletter import render_newsletter
 from feeds.parse import load_archive
 from feeds.send import unsubscribe_token
 from feeds.templating import make_environment
@@ -318,8 +318,11 @@ def test_header_injection_from_a_digest_is_neutralised(tmp_path):
         title={"ko": "노트\r\nBcc: victim@example.com", "en": "Notes\nBcc: victim@example.com"},
         author_name="Ed\r\nBcc: victim@example.com",
     )
-    outputs = dict(render_newsletters(Archive((digest,)), settings, make_environment(None), []))
-    write_tree(tmp_path / "dist", outputs.items(), BuildReport())
+    env = make_environment(None)
+    for lang in LANGS:
+        for path, data in render_newsletter(digest, lang, settings, env)[0]:
+            (tmp_path / "dist" / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "dist" / path).write_bytes(data)
     (tmp_path / "subscribers.csv").write_text(
         'email,lang,name\na@example.com,both,"Al\r\nBcc: victim@example.com"\n'
     )

@@ -1,0 +1,244 @@
+"""The build cache, outside dist/: rendered outputs by content hash, found by a hash of their inputs.
+
+Layout of cache_dir:
+
+    objects/ab/abcdef...   one output's bytes, named by their SHA-256 (checked before reuse)
+    index.json             render key -> the outputs (path, SHA-256, size) and warnings it gave
+    parsed/<hash>          per digest file (hash of its name and bytes): the parsed digest
+    builds/<id>.json       per output folder: the input fingerprint of its last build and, per
+                           file, SHA-256, size, mtime and inode as written
+
+Every file but the objects starts with the SHA-256 of the rest, so a damaged one is seen and
+ignored (the build then renders or reads what it needs afresh); an object whose bytes do not
+hash to its name is never used. Nothing here is ever published as is without that check.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import FeedsError
+
+FORMAT = 1
+"""Bumped whenever what the cache holds changes shape."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One output file as the cache knows it."""
+
+    path: str
+    sha: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What one render key produced: its outputs and any warnings (message, source, line)."""
+
+    outputs: tuple[Output, ...]
+    warnings: tuple[tuple[str, str | None, int | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A file as a build left it in dist/: content hash, size, and the stat that vouches for it."""
+
+    sha: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def _sealed(payload: bytes) -> bytes:
+    return sha256(payload).encode() + b"\n" + payload
+
+
+def _unsealed(data: bytes) -> bytes | None:
+    head, _, payload = data.partition(b"\n")
+    return payload if head == sha256(payload).encode() else None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename, so a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class ObjectStore:
+    """Output bytes by SHA-256. Safe to write from several processes at once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, sha: str) -> Path:
+        return self.root / sha[:2] / sha
+
+    def put(self, data: bytes) -> str:
+        """Store bytes (once per content); returns their SHA-256."""
+        sha = sha256(data)
+        target = self.path(sha)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data)
+        return sha
+
+    def read_verified(self, sha: str) -> bytes | None:
+        """The stored bytes, or None when missing or damaged."""
+        try:
+            data = self.path(sha).read_bytes()
+        except OSError:
+            return None
+        return data if sha256(data) == sha else None
+
+    def verified(self, sha: str) -> bool:
+        return self.read_verified(sha) is not None
+
+    def collect_garbage(self, keep: set[str]) -> int:
+        """Remove every object (and stray temporary file) not in `keep`; returns how many."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for folder in os.scandir(self.root):
+            if not folder.is_dir():
+                continue
+            for item in os.scandir(folder.path):
+                if item.name not in keep:
+                    os.unlink(item.path)
+                    removed += 1
+        return removed
+
+
+class Cache:
+    """The cache folder of one build. Hold `locked()` while using it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.objects = ObjectStore(root / "objects")
+
+    @contextmanager
+    def locked(self) -> Iterator[Cache]:
+        """One build at a time per cache: a second waits rather than racing the first."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / "lock", "a+b")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise FeedsError(
+                f"cannot use the cache folder: {exc.strerror}", str(self.root)
+            ) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield self
+        finally:
+            handle.close()
+
+    # -- sealed files ----------------------------------------------------------------------
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            data = (self.root / name).read_bytes()
+        except OSError:
+            return None
+        payload = _unsealed(data)
+        return payload if payload is not None and payload[:1] == bytes([FORMAT]) else None
+
+    def _write(self, name: str, payload: bytes) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, _sealed(bytes([FORMAT]) + payload))
+
+    # -- parsed digests --------------------------------------------------------------------
+
+    def _parsed_path(self, key: str) -> Path:
+        return self.root / "parsed" / key
+
+    def load_parsed(self, key: str) -> Any | None:
+        """What was stored for a digest file under `key` (a hash of its name and bytes)."""
+        payload = self._read(f"parsed/{key}")
+        if payload is None:
+            return None
+        try:
+            return pickle.loads(payload[1:])  # checksum verified: written by this cache
+        except Exception:
+            return None
+
+    def save_parsed(self, key: str, value: Any) -> None:
+        self._write(f"parsed/{key}", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def forget_parsed_except(self, keep: set[str]) -> None:
+        folder = self.root / "parsed"
+        if folder.is_dir():
+            for item in os.scandir(folder):
+                if item.name not in keep:
+                    os.unlink(item.path)
+
+    # -- render index ----------------------------------------------------------------------
+
+    def load_index(self) -> dict[str, Entry]:
+        raw = self._json("index.json")
+        index = {}
+        try:
+            for key, (outputs, warnings) in raw.items():
+                index[key] = Entry(
+                    tuple(Output(p, s, n) for p, s, n in outputs),
+                    tuple((m, src, line) for m, src, line in warnings),
+                )
+        except (TypeError, ValueError):
+            return {}
+        return index
+
+    def save_index(self, index: dict[str, Entry]) -> None:
+        raw = {
+            key: [[[o.path, o.sha, o.size] for o in entry.outputs], list(entry.warnings)]
+            for key, entry in sorted(index.items())
+        }
+        self._write("index.json", json.dumps(raw, separators=(",", ":")).encode())
+
+    # -- what a build left in an output folder ---------------------------------------------
+
+    def _record_name(self, out: Path) -> str:
+        return f"builds/{sha256(os.fsencode(out.resolve()))[:32]}.json"
+
+    def load_record(self, out: Path) -> tuple[str, dict[str, Written], list[Any]]:
+        """(input fingerprint, files as written, warnings) of the last build into OUT."""
+        raw = self._json(self._record_name(out))
+        try:
+            files = {path: Written(*values) for path, values in raw["files"].items()}
+            return str(raw["fingerprint"]), files, list(raw["warnings"])
+        except (KeyError, TypeError, ValueError):
+            return "", {}, []
+
+    def save_record(
+        self, out: Path, fingerprint: str, files: dict[str, Written], warnings: Iterable[Any]
+    ) -> None:
+        raw = {
+            "fingerprint": fingerprint,
+            "files": {
+                path: [w.sha, w.size, w.mtime_ns, w.inode] for path, w in sorted(files.items())
+            },
+            "warnings": list(warnings),
+        }
+        self._write(self._record_name(out), json.dumps(raw, separators=(",", ":")).encode())
+
+    def _json(self, name: str) -> Any:
+        payload = self._read(name)
+        if payload is None:
+            return {}
+        try:
+            return json.loads(payload[1:])
+        except ValueError:
+            return {}

@@ -1,0 +1,173 @@
+"""Units of rendering work: each renders a few outputs from exactly the data it carries.
+
+A job holds no reference to the archive, so it can run in any process, and its outputs
+depend on nothing but its fields, the settings and the templates: the hash of those
+(`job_key`) names them in the render cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from .cache import Entry, ObjectStore, Output
+from .config import Settings
+from .errors import Problem
+from .feed import FeedEntry, render_feed
+from .model import LANGS, Digest, DigestRef, Lang, Note
+from .newsletter import render_newsletter
+from .site import SiteRenderer
+from .templating import make_environment
+from .urls import digest_page_path, tag_page_path, tag_slug
+
+
+@dataclass(frozen=True, slots=True)
+class DigestJob:
+    """A digest's web page and newsletters, in both languages."""
+
+    digest: Digest
+    newer: DigestRef | None
+    older: DigestRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class TagPageJob:
+    """The page of one tag, in both languages: its notes, newest first."""
+
+    tag: str
+    notes: tuple[tuple[DigestRef, Note], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedJob:
+    """The three feed files of one language (tag None) or of one tag in it."""
+
+    lang: Lang
+    tag: str | None
+    entries: tuple[FeedEntry, ...]
+
+
+Job = DigestJob | TagPageJob | FeedJob
+
+
+def _ref(ref: DigestRef | None) -> str:
+    return "-" if ref is None else f"{ref.id} {ref.date} {ref.part} {ref.size}"
+
+
+def job_key(job: Job, salt: str, note_hash: Callable[[Note], str]) -> str:
+    """A hash of everything the job's outputs depend on, besides the salt (settings, templates, code)."""
+    if isinstance(job, DigestJob):
+        d = job.digest
+        parts = ["digest", d.source, _ref(d.ref), _ref(job.newer), _ref(job.older)]
+        parts += [f"{n.slug} {note_hash(n)}" for n in d.notes]
+    elif isinstance(job, TagPageJob):
+        parts = ["tag", job.tag]
+        parts += [f"{_ref(r)} {n.slug} {note_hash(n)}" for r, n in job.notes]
+    else:
+        parts = ["feed", job.lang, job.tag or "-"]
+        parts += [
+            f"{_ref(e.digest)} {e.index} {e.note.slug} {note_hash(e.note)} {e.updated}"
+            for e in job.entries
+        ]
+    # Slugs, ids and tags hold no whitespace or newlines, so joining them is unambiguous.
+    return hashlib.sha256("\n".join([salt, *parts]).encode()).hexdigest()
+
+
+@dataclass
+class Rendered:
+    """A job's outputs, stored in the object store, its warnings and where its time went."""
+
+    entry: Entry
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Renderer:
+    """Runs jobs with one Jinja environment; writes their outputs into the object store."""
+
+    def __init__(self, settings: Settings, store: ObjectStore):
+        self.settings = settings
+        self.store = store
+        self.env = make_environment(settings.templates_dir)
+        self.site = SiteRenderer(settings, self.env)
+
+    def outputs(self, job: Job) -> tuple[list[tuple[str, bytes]], list[Problem], dict[str, float]]:
+        seconds: dict[str, float] = {}
+        warnings: list[Problem] = []
+        outputs: list[tuple[str, bytes]] = []
+        start = time.perf_counter()
+        if isinstance(job, DigestJob):
+            for lang in LANGS:
+                page = self.site.digest_page(job.digest, lang, job.newer, job.older)
+                outputs.append((digest_page_path(lang, job.digest.id), page))
+            middle = time.perf_counter()
+            seconds["pages"] = middle - start
+            for lang in LANGS:
+                mail, found = render_newsletter(job.digest, lang, self.settings, self.env)
+                outputs += mail
+                warnings += found
+            seconds["newsletters"] = time.perf_counter() - middle
+        elif isinstance(job, TagPageJob):
+            for lang in LANGS:
+                page = self.site.tag_page(lang, job.tag, job.notes)
+                outputs.append((tag_page_path(lang, tag_slug(job.tag)), page))
+            seconds["pages"] = time.perf_counter() - start
+        else:
+            outputs = render_feed(job.lang, job.tag, job.entries, self.settings, self.env)
+            seconds["feeds"] = time.perf_counter() - start
+        return outputs, warnings, seconds
+
+    def run(self, job: Job) -> Rendered:
+        outputs, warnings, seconds = self.outputs(job)
+        start = time.perf_counter()
+        stored = tuple(Output(path, self.store.put(data), len(data)) for path, data in outputs)
+        seconds["write"] = time.perf_counter() - start
+        return Rendered(
+            Entry(stored, tuple((w.message, w.source, w.line) for w in warnings)), seconds
+        )
+
+
+_WORKER: Renderer | None = None
+
+
+def _start_worker(settings: Settings, store: ObjectStore) -> None:
+    global _WORKER
+    _WORKER = Renderer(settings, store)
+
+
+def _run_in_worker(job: Job) -> Rendered:
+    assert _WORKER is not None
+    return _WORKER.run(job)
+
+
+POOL_THRESHOLD = 48
+"""Below this many jobs, starting worker processes costs more than it saves."""
+
+
+def render_jobs(
+    jobs: Sequence[Job], settings: Settings, store: ObjectStore, workers: int
+) -> Iterator[Rendered]:
+    """Run the jobs, in `workers` processes when there are enough of them; results in job order.
+
+    Every job is a pure function of its fields, so the outputs are the same whatever the number
+    of workers or the order they finish in.
+    """
+    if workers <= 1 or len(jobs) < POOL_THRESHOLD:
+        renderer = Renderer(settings, store)
+        for job in jobs:
+            yield renderer.run(job)
+        return
+    context = multiprocessing.get_context("spawn")
+    chunk = max(1, min(16, len(jobs) // (workers * 8)))
+    with context.Pool(workers, _start_worker, (settings, store)) as pool:
+        yield from pool.imap(_run_in_worker, jobs, chunksize=chunk)
+
+
+def warnings_of(entries: Iterable[Entry]) -> list[Problem]:
+    return [
+        Problem(message, source, line, severity="warning")
+        for entry in entries
+        for message, source, line in entry.warnings
+    ]

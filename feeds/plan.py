@@ -1,0 +1,198 @@
+"""Plan a build: every output of the archive, rendered or taken from the render cache.
+
+The per-digest, per-tag and per-feed outputs come from jobs (feeds.jobs) keyed by a hash
+of what they render from; the few site-wide files (landing page, archives, tag index,
+404, sitemap, robots, OPML) depend on the whole archive and are rendered every time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from .cache import Cache, Entry, Output
+from .config import Settings
+from .errors import FeedsError, Problem
+from .feed import FeedEntry, render_opml
+from .jobs import (
+    POOL_THRESHOLD,
+    DigestJob,
+    FeedJob,
+    Job,
+    TagPageJob,
+    job_key,
+    render_jobs,
+    warnings_of,
+)
+from .model import LANGS, Archive, DigestRef, Note, tag_key
+from .newsletter import check_mjml_templates
+from .site import SiteRenderer
+from .state import Updates
+from .templating import make_environment
+from .urls import (
+    HOME_PATH,
+    NOT_FOUND_PATH,
+    OPML_PATH,
+    ROBOTS_PATH,
+    SITEMAP_PATH,
+    archive_page_path,
+    digest_page_path,
+    tag_index_path,
+    tag_page_path,
+    tag_slug,
+    tag_slugs,
+)
+
+LATEST_ON_HOME = 10
+
+
+@dataclass
+class Planned:
+    """Every output path with its content in the object store; the render index for next time."""
+
+    outputs: dict[str, Output]
+    index: dict[str, Entry]
+    warnings: list[Problem]
+    timings: dict[str, float]
+    rendered: int
+    reused: int
+    workers: int
+
+
+def worker_count(settings: Settings) -> int:
+    """settings.workers, or one per core this process may use."""
+    return settings.workers or len(os.sched_getaffinity(0))
+
+
+def _jobs(archive: Archive, settings: Settings, updates: Updates) -> Iterator[Job]:
+    digests = archive.digests
+    refs = [d.ref for d in digests]
+    for index, digest in enumerate(digests):
+        newer = refs[index - 1] if index > 0 else None
+        older = refs[index + 1] if index + 1 < len(refs) else None
+        yield DigestJob(digest, newer, older)
+
+    by_tag: dict[str, list[tuple[DigestRef, Note]]] = {}
+    entries: list[FeedEntry] = []
+    for digest, ref in zip(digests, refs, strict=True):
+        for position, note in enumerate(digest.notes):
+            entries.append(FeedEntry(ref, position, note, updates.of(digest, note)))
+            for tag in note.tags:
+                by_tag.setdefault(tag_key(tag), []).append((ref, note))
+    tags = archive.tags()
+    for key, display in tags.items():
+        yield TagPageJob(display, tuple(by_tag[key]))
+
+    limit = settings.feed_limit or None
+    tagged: dict[str, list[FeedEntry]] = {}
+    for entry in entries:
+        for tag in entry.note.tags:
+            found = tagged.setdefault(tag_key(tag), [])
+            if limit is None or len(found) < limit:
+                found.append(entry)
+    for lang in LANGS:
+        yield FeedJob(lang, None, tuple(entries[:limit]))
+        for key, display in tags.items():
+            yield FeedJob(lang, display, tuple(tagged[key]))
+
+
+def plan(
+    archive: Archive,
+    settings: Settings,
+    updates: Updates,
+    cache: Cache,
+    salt: str,
+    note_hash: Callable[[Note], str],
+    present: Callable[[Output], bool],
+    progress: Callable[[str, int], None] | None = None,
+) -> Planned:
+    """Every output of the build, in the object store. `present(output)`: OUT already holds it.
+
+    A cached job is reused when every output it gave is in OUT already or its object in the
+    store still hashes to its name; otherwise it renders again.
+    """
+    env = make_environment(settings.templates_dir)
+    check_mjml_templates(env)
+    tags = archive.tags()
+    tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
+
+    start = time.perf_counter()
+    known = cache.load_index()
+    index: dict[str, Entry] = {}
+    misses: list[tuple[str, Job]] = []
+    for job in _jobs(archive, settings, updates):
+        key = job_key(job, salt, note_hash)
+        entry = known.get(key)
+        if entry is not None and all(
+            present(o) or cache.objects.verified(o.sha) for o in entry.outputs
+        ):
+            index[key] = entry
+        else:
+            index[key] = Entry(())  # placeholder keeps the plan's order
+            misses.append((key, job))
+    timings = {"plan": time.perf_counter() - start}
+
+    workers = worker_count(settings)
+    rendered = render_jobs([job for _, job in misses], settings, cache.objects, workers)
+    for done, ((key, _), result) in enumerate(zip(misses, rendered, strict=True), 1):
+        index[key] = result.entry
+        for stage, seconds in result.seconds.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+        if progress is not None and done % 50 == 0:
+            progress("rendering", done)
+
+    start = time.perf_counter()
+    outputs: dict[str, Output] = {}
+    for entry in index.values():
+        for output in entry.outputs:
+            _add(outputs, output)
+    for path, data in _site_wide(archive, settings, env, tags):
+        _add(outputs, Output(path, cache.objects.put(data), len(data)))
+    timings["pages"] = timings.get("pages", 0.0) + time.perf_counter() - start
+    return Planned(
+        outputs,
+        index,
+        warnings_of(index.values()),
+        timings,
+        rendered=len(misses),
+        reused=len(index) - len(misses),
+        workers=workers if workers > 1 and len(misses) >= POOL_THRESHOLD else 1,
+    )
+
+
+def _add(outputs: dict[str, Output], output: Output) -> None:
+    if output.path in outputs:
+        raise FeedsError(f"two outputs would be written to {output.path}")
+    outputs[output.path] = output
+
+
+def _site_wide(
+    archive: Archive, settings: Settings, env: object, tags: dict[str, str]
+) -> Iterator[tuple[str, bytes]]:
+    site = SiteRenderer(settings, env)  # type: ignore[arg-type]
+    refs = [d.ref for d in archive.digests]
+    newest = refs[0].date if refs else date(1970, 1, 1)
+    counts: dict[str, int] = dict.fromkeys(tags, 0)
+    newest_of: dict[str, date] = {}
+    for digest, ref in zip(archive.digests, refs, strict=True):
+        for note in digest.notes:
+            for tag in note.tags:
+                counts[tag_key(tag)] += 1
+                newest_of.setdefault(tag_key(tag), ref.date)
+    by_use = sorted(tags.items(), key=lambda kv: (-counts[kv[0]], kv[0]))
+
+    sitemap: list[tuple[str, date]] = [(HOME_PATH, newest)]
+    yield HOME_PATH, site.home(refs[:LATEST_ON_HOME])
+    for lang in LANGS:
+        yield archive_page_path(lang), site.archive_page(lang, refs)
+        yield tag_index_path(lang), site.tag_index(lang, [(d, counts[k]) for k, d in by_use])
+        sitemap += [(archive_page_path(lang), newest), (tag_index_path(lang), newest)]
+        sitemap += [(digest_page_path(lang, r.id), r.date) for r in refs]
+        sitemap += [(tag_page_path(lang, tag_slug(d)), newest_of[k]) for k, d in tags.items()]
+    yield NOT_FOUND_PATH, site.not_found()
+    yield SITEMAP_PATH, site.sitemap(sitemap)
+    yield ROBOTS_PATH, site.robots()
+    yield OPML_PATH, render_opml(list(tags.values()), settings)
