@@ -47,7 +47,7 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """What one render key produced: its outputs and any warnings (message, source, line)."""
+    """What one render key produced: its outputs and any warnings (source, message, line)."""
 
     outputs: tuple[Output, ...]
     warnings: tuple[tuple[str, str | None, int | None], ...] = ()
@@ -89,12 +89,15 @@ class ObjectStore:
         return self.root / sha[:2] / sha
 
     def put(self, data: bytes) -> str:
-        """Store bytes (once per content); returns their SHA-256."""
+        """Store bytes; returns their SHA-256.
+
+        Always a new file (a new inode), even when the name exists: an object shares its inode
+        with the dist/ files linked to it, and a file edited in place there may have damaged it.
+        """
         sha = sha256(data)
         target = self.path(sha)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(target, data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, data)
         return sha
 
     def read_verified(self, sha: str) -> bytes | None:
@@ -195,7 +198,7 @@ class Cache:
             for key, (outputs, warnings) in raw.items():
                 index[key] = Entry(
                     tuple(Output(p, s, n) for p, s, n in outputs),
-                    tuple((m, src, line) for m, src, line in warnings),
+                    tuple((src, m, line) for src, m, line in warnings),
                 )
         except (TypeError, ValueError):
             return {}

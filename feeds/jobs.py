@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .cache import Entry, ObjectStore, Output
@@ -61,7 +61,8 @@ def job_key(job: Job, salt: str, note_hash: Callable[[Note], str]) -> str:
     """A hash of everything the job's outputs depend on, besides the salt (settings, templates, code)."""
     if isinstance(job, DigestJob):
         d = job.digest
-        parts = ["digest", d.source, _ref(d.ref), _ref(job.newer), _ref(job.older)]
+        # Not d.source: moving the project must not invalidate the cache (see warnings_of).
+        parts = ["digest", _ref(d.ref), _ref(job.newer), _ref(job.older)]
         parts += [f"{n.slug} {note_hash(n)}" for n in d.notes]
     elif isinstance(job, TagPageJob):
         parts = ["tag", job.tag]
@@ -124,8 +125,13 @@ class Renderer:
         start = time.perf_counter()
         stored = tuple(Output(path, self.store.put(data), len(data)) for path, data in outputs)
         seconds["write"] = time.perf_counter() - start
+        own = job.digest.source if isinstance(job, DigestJob) else None
         return Rendered(
-            Entry(stored, tuple((w.message, w.source, w.line) for w in warnings)), seconds
+            Entry(
+                stored,
+                tuple(("" if w.source == own else w.source, w.message, w.line) for w in warnings),
+            ),
+            seconds,
         )
 
 
@@ -165,9 +171,10 @@ def render_jobs(
         yield from pool.imap(_run_in_worker, jobs, chunksize=chunk)
 
 
-def warnings_of(entries: Iterable[Entry]) -> list[Problem]:
+def warnings_of(job: Job, entry: Entry) -> list[Problem]:
+    """The warnings a job gave, naming its digest file where it is now."""
+    own = job.digest.source if isinstance(job, DigestJob) else None
     return [
-        Problem(message, source, line, severity="warning")
-        for entry in entries
-        for message, source, line in entry.warnings
+        Problem(message, own if source == "" else source, line, severity="warning")
+        for source, message, line in entry.warnings
     ]

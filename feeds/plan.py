@@ -122,9 +122,11 @@ def plan(
     start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
+    jobs: list[tuple[str, Job]] = []
     misses: list[tuple[str, Job]] = []
     for job in _jobs(archive, settings, updates):
         key = job_key(job, salt, note_hash)
+        jobs.append((key, job))
         entry = known.get(key)
         if entry is not None and all(
             present(o) or cache.objects.verified(o.sha) for o in entry.outputs
@@ -155,7 +157,7 @@ def plan(
     return Planned(
         outputs,
         index,
-        warnings_of(index.values()),
+        [w for key, job in jobs for w in warnings_of(job, index[key])],
         timings,
         rendered=len(misses),
         reused=len(index) - len(misses),

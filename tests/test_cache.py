@@ -1,0 +1,134 @@
+"""The render cache and the process pool change how fast a build is, never what it writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from feeds.build import build
+from feeds.config import Settings
+from feeds.corpus import generate
+
+BASE = "https://example.org/notes/"
+
+
+def site(cache: Path, **kw) -> Settings:
+    return Settings(base_url=BASE, cache_dir=str(cache), **kw)
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file under root, by relative path, with the SHA-256 of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    src = tmp_path_factory.mktemp("corpus") / "src"
+    generate(src, 80, seed=3)  # enough jobs (80 digests, ~140 tag pages and feeds) for the pool
+    return src
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A build with one worker and a cold cache: what every other build must equal."""
+    work = tmp_path_factory.mktemp("reference")
+    src = work / "src"
+    shutil.copytree(corpus, src)
+    report = build(src, work / "dist", site(work / "cache", workers=1))
+    assert report.workers == 1 and report.reused == 0 and report.rendered > 200
+    return work, tree(work / "dist")
+
+
+def copy_corpus(corpus: Path, tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    shutil.copytree(corpus, src)
+    return src
+
+
+def test_output_does_not_depend_on_the_number_of_workers(corpus, reference, tmp_path):
+    _, expected = reference
+    src = copy_corpus(corpus, tmp_path)
+    report = build(src, tmp_path / "dist", site(tmp_path / "cache", workers=2))
+    assert report.workers == 2, "the pool was not used: the test would prove nothing"
+    assert tree(tmp_path / "dist") == expected
+
+
+def test_warm_cold_and_corrupted_cache_give_the_same_dist(corpus, reference, tmp_path):
+    ref_work, expected = reference
+    src = copy_corpus(corpus, tmp_path)
+    cache = tmp_path / "cache"
+    shutil.copytree(ref_work / "cache", cache)
+
+    # Warm cache, empty dist/: nothing renders, every file comes from the cache.
+    warm = build(src, tmp_path / "warm", site(cache, workers=1))
+    assert warm.rendered == 0 and warm.reused > 200
+    assert tree(tmp_path / "warm") == expected
+
+    # Damage cached outputs of a digest page, a newsletter and a feed (same size, other bytes),
+    # and the record of a parsed digest: each must be noticed and made again, not published.
+    objects = {p.name: p for p in (cache / "objects").rglob("*") if p.is_file()}
+    victims = [expected["en/2019-01-05.html"], expected["newsletters/2019-01-05.ko.eml"]]
+    victims.append(expected["ko/atom.xml"])
+    for sha in victims:
+        data = objects[sha].read_bytes()
+        objects[sha].write_bytes(data[:100] + b"#" * 10 + data[110:])
+    parsed = sorted((cache / "parsed").iterdir())[0]
+    damaged_parse = parsed.read_bytes()[:-20] + b"\0" * 20
+    parsed.write_bytes(damaged_parse)
+
+    damaged = build(src, tmp_path / "damaged", site(cache, workers=1))
+    assert damaged.rendered == 2  # the digest's job (page and newsletters) and the ko feed's
+    assert tree(tmp_path / "damaged") == expected
+    assert parsed.read_bytes() != damaged_parse  # parsed again and stored afresh
+
+    # Cold: no cache at all.
+    cold = build(src, tmp_path / "cold", site(tmp_path / "empty", workers=1))
+    assert cold.reused == 0
+    assert tree(tmp_path / "cold") == expected
+
+
+def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_path):
+    src = copy_corpus(corpus, tmp_path)
+    settings = site(tmp_path / "cache", workers=1)
+    build(src, tmp_path / "dist", settings)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "dist").rglob("*") if p.is_file()}
+
+    again = build(src, tmp_path / "dist", settings)
+    assert (again.written, again.removed, again.rendered) == ([], [], 0)
+    assert again.unchanged == len(before)
+    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "dist").rglob("*") if p.is_file()}
+
+    # A file changed in dist/ behind the build's back is put right, though no input changed.
+    page = tmp_path / "dist" / "ko" / "2019-01-05.html"
+    original = page.read_bytes()
+    page.write_bytes(b"<p>defaced</p>")
+    fixed = build(src, tmp_path / "dist", settings)
+    assert fixed.written == ["ko/2019-01-05.html"] and page.read_bytes() == original
+
+    # One note edited: its digest, its tags' pages and feeds, the language feeds render again.
+    digest = src / "2019-01-05.txt"
+    digest.write_text(digest.read_text(encoding="utf-8-sig").replace("#", "#edited-", 1))
+    edited = build(src, tmp_path / "dist", settings)
+    assert 0 < edited.rendered < 20, edited.rendered
+    assert "ko/2019-01-05.html" in edited.written and "ko/2019-01-12.html" not in edited.written
+
+
+def test_cache_dir_comes_from_the_environment(corpus, tmp_path, monkeypatch):
+    from feeds.config import load_settings
+
+    monkeypatch.setenv("FEEDS_CACHE_DIR", str(tmp_path / "elsewhere"))
+    settings, _ = load_settings(None, {"base_url": BASE})
+    assert settings.cache_dir == str(tmp_path / "elsewhere")
+    src = copy_corpus(corpus, tmp_path)
+    build(src, tmp_path / "dist", settings)
+    assert any((tmp_path / "elsewhere" / "objects").rglob("*"))
+    assert not (tmp_path / "dist" / ".feeds-cache").exists()
+    assert os.path.isdir(tmp_path / "elsewhere" / "parsed")
