@@ -1,17 +1,17 @@
-"""Benchmark `feeds build` on generated archives.
+"""Benchmark `feeds build` on generated archives, side by side with Pelican and Hugo.
 
-    python bench/run.py                      # 100, 500 and 2,000 digests, 3 runs each
-    python bench/run.py --sizes 100 --runs 1 # a quick look
+    python bench/run.py                       # 100, 500, 2,000 digests, 3 runs; Pelican and Hugo at 2,000
+    python bench/run.py --sizes 100 --runs 1 --compare-size 0   # a quick look
 
-Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each
-scenario runs the real CLI in a fresh process and is measured from outside:
-wall time, and the peak resident memory of the build process (getrusage of the
-waited-for child). Writes bench/RESULTS.md and bench/results.json.
-
-Scenarios: cold (empty dist/), no-change rebuild, one digest added, one note
-edited, one template edited; plus files and bytes per kind and the build's own
-per-stage timings. (The Pelican and Hugo comparison of the performance issue is
-not here yet.)
+Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each scenario
+runs the real CLI in a fresh process and is measured from outside: wall time, and the
+peak resident memory of the whole process tree (worker processes included), sampled
+from /proc. Scenarios: cold (empty dist/ and empty cache), no-change rebuild, one digest
+added, one note edited, one template edited; plus files and bytes per kind, the build's
+own per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the
+same corpus is built by Pelican and Hugo (installed into bench/.venv, not as
+dependencies of feeds) as one post per note with per-tag feeds, in the same run.
+Writes bench/RESULTS.md and bench/results.json.
 """
 
 from __future__ import annotations
@@ -25,39 +25,88 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
+
+import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 STAGES = re.compile(r"(\w+) ([\d.]+)s")
 
 
-def run_build(src: Path, out: Path) -> dict[str, object]:
-    env = {
-        **os.environ,
-        "FEEDS_BASE_URL": "https://example.org/",
-    }
+def _tree_rss_kib(root: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total
+
+
+def measure(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run a command; wall time and the peak resident memory of its whole process tree.
+
+    The tree is sampled every 20 ms; the process's own peak (getrusage) is a floor.
+    """
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "feeds", "build", str(src), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=WORK,
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=cwd
     )
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kib(process.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     stdout = process.stdout.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"feeds build failed on {src}")
-    line = stdout.strip().splitlines()[-1]
-    written = int(re.search(r"(\d+) written", line)[1])
-    stages = {name: float(sec) for name, sec in STAGES.findall(line.split("(", 1)[1])}
-    return {"wall": wall, "peak_rss_kib": usage.ru_maxrss, "written": written, "stages": stages}
+    done.set()
+    sampler.join()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(command)}")
+    return {"wall": wall, "peak_rss_kib": max(peak, usage.ru_maxrss), "stdout": stdout}
+
+
+def run_build(src: Path, out: Path) -> dict[str, object]:
+    env = {**os.environ, "FEEDS_BASE_URL": "https://example.org/"}
+    command = [sys.executable, "-m", "feeds", "build", str(src), "--out", str(out)]
+    result = measure(command, WORK, env)
+    line = str(result.pop("stdout")).strip().splitlines()[-1]
+    result["written"] = int(re.search(r"(\d+) written", line)[1])
+    result["rendered"] = int(re.search(r"rendered (\d+)", line)[1])
+    result["stages"] = {name: float(sec) for name, sec in STAGES.findall(line.rsplit(";", 1)[1])}
+    return result
+
+
+def time_check(src: Path) -> float:
+    """Seconds `feeds check` takes per 1,000 digests (best of three, whole process)."""
+    files = len(list(src.glob("*.txt")))
+    best = min(
+        measure([sys.executable, "-m", "feeds", "check", str(src)], WORK)["wall"] for _ in range(3)
+    )
+    return best * 1000 / files
 
 
 def kinds(out: Path) -> dict[str, dict[str, int]]:
@@ -82,7 +131,7 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def bench_size(size: int, runs: int) -> dict[str, object]:
+def bench_size(size: int, runs: int, compare: bool) -> dict[str, object]:
     src, out = WORK / f"corpus-{size}", WORK / f"dist-{size}"
     shutil.rmtree(src, ignore_errors=True)
     subprocess.run(
@@ -96,6 +145,7 @@ def bench_size(size: int, runs: int) -> dict[str, object]:
     templates = WORK / "templates"
     for _ in range(runs):
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(WORK / ".feeds-cache", ignore_errors=True)
         (src / ".feeds-state.json").unlink(missing_ok=True)
         results["cold"].append(run_build(src, out))
         results["no_change"].append(run_build(src, out))
@@ -114,19 +164,55 @@ def bench_size(size: int, runs: int) -> dict[str, object]:
         results["edit_template"].append(run_build(src, out))
         del os.environ["FEEDS_TEMPLATES_DIR"]
         run_build(src, out)
-    return {
+    report: dict[str, object] = {
         "digests": size,
+        "notes": sum(t.count("\n#") + t.startswith("#") for t in _texts(src)),
         "scenarios": {
             name: {
                 "wall": summary([r["wall"] for r in rows]),
                 "peak_rss_mib": max(r["peak_rss_kib"] for r in rows) / 1024,
                 "written": rows[-1]["written"],
+                "rendered": rows[-1]["rendered"],
                 "stages": rows[-1]["stages"],
             }
             for name, rows in results.items()
         },
         "output": kinds(out),
+        "check_seconds_per_1000": time_check(src),
     }
+    if compare:
+        report["compare"] = compare_tools(src, runs)
+    return report
+
+
+def _texts(src: Path) -> list[str]:
+    return [p.read_text(encoding="utf-8-sig") for p in sorted(src.glob("*.txt"))]
+
+
+def compare_tools(src: Path, runs: int) -> dict[str, object]:
+    """Pelican and Hugo on the same archive (one post per note, per-tag feeds): cold builds."""
+    bin_dir = compare.ensure_tools()
+    found: dict[str, object] = {"versions": compare.tool_versions(bin_dir)}
+    for name, write, command, output in (
+        ("hugo", compare.write_hugo_site, compare.hugo_command, "public"),
+        ("pelican", compare.write_pelican_site, compare.pelican_command, "output"),
+    ):
+        site = WORK / f"{name}-site"
+        posts = write(src, site)
+        rows = []
+        for _ in range(runs):
+            shutil.rmtree(site / output, ignore_errors=True)
+            shutil.rmtree(site / "resources", ignore_errors=True)
+            rows.append(measure(command(bin_dir, site), site))
+        files = [p for p in (site / output).rglob("*") if p.is_file()]
+        found[name] = {
+            "posts": posts,
+            "wall": summary([r["wall"] for r in rows]),
+            "peak_rss_mib": max(r["peak_rss_kib"] for r in rows) / 1024,
+            "files": len(files),
+            "mib": sum(p.stat().st_size for p in files) / 2**20,
+        }
+    return found
 
 
 def machine() -> dict[str, object]:
@@ -141,24 +227,31 @@ def machine() -> dict[str, object]:
     }
 
 
+def _wall(w: dict[str, float]) -> str:
+    return f"{w['median']:.2f} ({w['min']:.2f}–{w['max']:.2f})"
+
+
 def markdown(report: dict[str, object]) -> str:
     m = report["machine"]
+    sizes = " ".join(str(s["digests"]) for s in report["sizes"])
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["libraries"].items()),
-        f"Command: `python bench/run.py --sizes {' '.join(str(s['digests']) for s in report['sizes'])} --runs {report['runs']}`",
+        f"Command: `python bench/run.py --sizes {sizes} --runs {report['runs']}` "
+        f"({report['runs']} runs per scenario: median, min–max; memory is the peak of the "
+        "whole process tree)",
         "",
-        "| digests | scenario | wall median (min–max) s | peak RSS MiB | files written | stages (s) |",
-        "| ---: | --- | --- | ---: | ---: | --- |",
+        "| digests | scenario | wall s | peak RSS MiB | files written | jobs rendered | stages (s, summed over workers) |",
+        "| ---: | --- | --- | ---: | ---: | ---: | --- |",
     ]
     for size in report["sizes"]:
         for name, row in size["scenarios"].items():
-            w = row["wall"]
             stages = ", ".join(f"{k} {v:.2f}" for k, v in row["stages"].items())
             lines.append(
-                f"| {size['digests']} | {name} | {w['median']:.2f} ({w['min']:.2f}–{w['max']:.2f}) | {row['peak_rss_mib']:.0f} | {row['written']} | {stages} |"
+                f"| {size['digests']} | {name} | {_wall(row['wall'])} | {row['peak_rss_mib']:.0f} "
+                f"| {row['written']} | {row['rendered']} | {stages} |"
             )
     lines += ["", "| digests | kind | files | MiB |", "| ---: | --- | ---: | ---: |"]
     for size in report["sizes"]:
@@ -166,6 +259,45 @@ def markdown(report: dict[str, object]) -> str:
             lines.append(
                 f"| {size['digests']} | {kind} | {entry['files']} | {entry['bytes'] / 2**20:.1f} |"
             )
+    lines += ["", "`feeds check`, seconds per 1,000 digests (best of 3, whole process):", ""]
+    for size in report["sizes"]:
+        lines.append(f"- {size['digests']} digests: {size['check_seconds_per_1000']:.2f} s")
+    for size in report["sizes"]:
+        found = size.get("compare")
+        if not found:
+            continue
+        cold = size["scenarios"]["cold"]
+        versions = found["versions"]
+        lines += [
+            "",
+            f"## Side by side, {size['digests']} digests (same run, same machine)",
+            "",
+            f"{versions['hugo']} and {versions['pelican']} build the same notes as one post "
+            "each with per-tag feeds (bench/compare.py); cold builds.",
+            "",
+            "| tool | posts | wall s | peak RSS MiB | files | MiB | feeds cold ÷ tool |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name in ("hugo", "pelican"):
+            row = found[name]
+            ratio = cold["wall"]["median"] / row["wall"]["median"]
+            lines.append(
+                f"| {name} | {row['posts']} | {_wall(row['wall'])} | {row['peak_rss_mib']:.0f} "
+                f"| {row['files']} | {row['mib']:.0f} | {ratio:.2f} |"
+            )
+        out = size["output"]
+        lines.append(
+            f"| feeds (cold) | {size['notes']} notes | {_wall(cold['wall'])} | "
+            f"{cold['peak_rss_mib']:.0f} | {sum(e['files'] for e in out.values())} | "
+            f"{sum(e['bytes'] for e in out.values()) / 2**20:.0f} | 1.00 |"
+        )
+    by_size = {s["digests"]: s for s in report["sizes"]}
+    if 500 in by_size and 2000 in by_size:
+        ratio = (
+            by_size[2000]["scenarios"]["cold"]["wall"]["median"]
+            / by_size[500]["scenarios"]["cold"]["wall"]["median"]
+        )
+        lines += ["", f"Growth: the 2,000-digest cold build takes {ratio:.2f}× the 500-digest one."]
     return "\n".join(lines) + "\n"
 
 
@@ -173,12 +305,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--compare-size",
+        type=int,
+        default=2000,
+        help="Also build this size with Pelican and Hugo (0: no comparison).",
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine(),
         "runs": args.runs,
-        "sizes": [bench_size(size, args.runs) for size in args.sizes],
+        "sizes": [bench_size(size, args.runs, size == args.compare_size) for size in args.sizes],
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (ROOT / "bench" / "RESULTS.md").write_text(markdown(report))
