@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .cache import FORMAT, Cache, ObjectStore, Output, Written, sha256
@@ -97,11 +98,17 @@ def render_salt(settings: Settings) -> str:
 
 @dataclass
 class _Inputs:
-    """The digest files' bytes as read once, and a fingerprint of every input of the build."""
+    """The digest files' bytes as read once, and a hash of every input but the note state."""
 
     files: dict[Path, bytes]
     state: bytes | None
-    fingerprint: str
+    digest: Any  # hashlib object over the salt, OUT and the digest files
+
+    def fingerprint(self, state: bytes | None) -> str:
+        """Every input of a build, with the given note state (which the build itself updates)."""
+        found = self.digest.copy()
+        found.update(b"state\0" + (state or b""))
+        return str(found.hexdigest())
 
 
 def _read_inputs(src: Path, out: Path, salt: str) -> _Inputs:
@@ -117,8 +124,7 @@ def _read_inputs(src: Path, out: Path, salt: str) -> _Inputs:
         digest.update(data)
     state_path = src / STATE_FILE
     state = state_path.read_bytes() if state_path.exists() else None
-    digest.update(b"state\0" + (state or b""))
-    return _Inputs(files, state, digest.hexdigest())
+    return _Inputs(files, state, digest)
 
 
 def _stat_matches(path: Path, written: Written) -> bool:
@@ -200,7 +206,7 @@ def _build(
     inputs = _read_inputs(src, out, salt)
     last_fingerprint, last_files, last_warnings = cache.load_record(out)
     if (
-        last_fingerprint == inputs.fingerprint
+        last_fingerprint == inputs.fingerprint(inputs.state)
         and all(_stat_matches(out / path, w) for path, w in last_files.items())
         and _existing_files(out) == last_files.keys()
     ):
@@ -245,13 +251,14 @@ def _build(
     cache.objects.collect_garbage({o.sha for o in planned.outputs.values()})
     cache.forget_parsed_except(memo.keys)
     report.warnings.extend(planned.warnings)
+    state = dump_state(updates.state)
+    _write_if_changed(src / STATE_FILE, state)
     cache.save_record(
         out,
-        inputs.fingerprint,
+        inputs.fingerprint(state),  # as the next build will find it
         files,
         [(w.message, w.source, w.line) for w in report.warnings],
     )
-    _write_if_changed(src / STATE_FILE, dump_state(updates.state))
     report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - start
     return report
 
