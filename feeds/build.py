@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .cache import FORMAT, Cache, ObjectStore, Output, Written, sha256
+from .cache import FORMAT, Cache, ObjectStore, Output, Written, sha256, write_atomic
 from .config import Settings
 from .errors import FeedsError, ParseError, Problem
 from .model import Note
@@ -127,16 +127,20 @@ def _read_inputs(src: Path, out: Path, salt: str) -> _Inputs:
     return _Inputs(files, state, digest)
 
 
-def _stat_matches(path: Path, written: Written) -> bool:
-    try:
-        st = path.stat()
-    except OSError:
-        return False
+def _vouches(st: os.stat_result, written: Written) -> bool:
+    """The file is as the last build left it (so its recorded hash still holds)."""
     return (st.st_size, st.st_mtime_ns, st.st_ino) == (
         written.size,
         written.mtime_ns,
         written.inode,
     )
+
+
+def _stat_matches(path: Path, written: Written) -> bool:
+    try:
+        return _vouches(path.stat(), written)
+    except OSError:
+        return False
 
 
 def _existing_files(root: Path) -> set[str]:
@@ -264,11 +268,8 @@ def _build(
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
-    if path.exists() and path.read_bytes() == data:
-        return
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    if not (path.exists() and path.read_bytes() == data):
+        write_atomic(path, data)
 
 
 def _file_sha(path: Path) -> str | None:
@@ -299,11 +300,7 @@ def _stage_and_swap(
         target = f"{root}/{path}"
         known = last_files.get(path)
         st = os.stat(target)
-        if known is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
-            known.size,
-            known.mtime_ns,
-            known.inode,
-        ):
+        if known is not None and _vouches(st, known):
             same = known.sha == output.sha
         else:
             same = _file_sha(Path(target)) == output.sha
