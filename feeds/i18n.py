@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from datetime import date
 
@@ -112,13 +113,17 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+# Words recur (particles, terms), and a word's width costs a Python loop over its characters.
+_word_width = functools.lru_cache(maxsize=1 << 16)(display_width)
+
+
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
     """Wrap at spaces to `width` display columns; Korean is wrapped between words, never inside."""
     lines: list[str] = []
     words: list[str] = []
     used = base = display_width(indent)
     for word in text.split():
-        size = display_width(word)
+        size = len(word) if word.isascii() else _word_width(word)
         if words and used + 1 + size > width:
             lines.append(indent + " ".join(words))
             words, used = [], base

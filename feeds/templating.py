@@ -30,6 +30,8 @@ def make_environment(templates_dir: str | None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # One environment serves one build: no need to stat every template on every use.
+        auto_reload=False,
     )
     env.filters["wrap"] = wrap
     env.filters["date_text"] = format_date
