@@ -17,7 +17,7 @@ from .cache import Entry, ObjectStore, Output
 from .config import Settings
 from .errors import Problem
 from .feed import FeedEntry, render_feed
-from .model import LANGS, Digest, DigestRef, Lang, Note
+from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef
 from .newsletter import render_newsletter
 from .site import SiteRenderer
 from .templating import make_environment
@@ -38,7 +38,7 @@ class TagPageJob:
     """The page of one tag, in both languages: its notes, newest first."""
 
     tag: str
-    notes: tuple[tuple[DigestRef, Note], ...]
+    notes: tuple[tuple[DigestRef, NoteRef], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,8 @@ def job_key(job: Job, salt: str, note_hash: Callable[[Note], str]) -> str:
         parts += [f"{n.slug} {note_hash(n)}" for n in d.notes]
     elif isinstance(job, TagPageJob):
         parts = ["tag", job.tag]
-        parts += [f"{_ref(r)} {n.slug} {note_hash(n)}" for r, n in job.notes]
+        # A tag page lists titles and authors only: a note's text can change without it.
+        parts += [f"{_ref(r)} {n.slug}\0{n.title}\0{', '.join(n.authors)}" for r, n in job.notes]
     else:
         parts = ["feed", job.lang, job.tag or "-"]
         parts += [

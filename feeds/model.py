@@ -47,6 +47,19 @@ class Note:
         """What a reader of `lang` gets: that commentary, or the other language's when it is missing."""
         return self.commentary(lang) or self.commentary("en" if lang == "ko" else "ko")
 
+    @property
+    def ref(self) -> NoteRef:
+        return NoteRef(self.slug, self.title, self.authors)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRef:
+    """A note as lists elsewhere show it: without its text, which only its digest page carries."""
+
+    slug: str
+    title: str
+    authors: tuple[str, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class DigestRef:

@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,11 +23,12 @@ from .model import Archive, Digest, Note, clean_text, digest_id, tag_key
 
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff]")
 _DATE_HEADER = re.compile(r"(\d{4})\s*년\s*(\d{1,2})\s*월\s*(\d{1,2})\s*일(?:\s*\(\s*(\d+)\s*\))?")
-# A name: letters, with periods, apostrophes and hyphens, single words joined by spaces. Written
-# so that every string splits one way only: the line regex below cannot backtrack exponentially.
-_NAME = r"[^\W\d_](?: *(?:[^\W\d_]|[.'’\-]))*"
+# A name: a letter, then letters, periods, apostrophes and hyphens, with spaces only between
+# them. Possessive runs: nothing is matched two ways, so a line cannot backtrack exponentially.
+_NAME = r"[^\W\d_](?:[^\W\d_]++|[.'’\-]| ++(?=[^\W\d_]|[.'’\-]))*+"
 _AUTHORS = re.compile(rf"\(\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\)")
 _TAG = re.compile(r"#([\w\-]+)")
+_TAGS_LINE = re.compile(r"#\S*(?:\s+#\S*)*")
 _SLUG_JUNK = re.compile(r"[^\w]+|_+")
 _SLUG_MAX = 80
 
@@ -35,6 +38,9 @@ DATE_HEADER_FORMAT = '"YYYY년 M월 D일" (optionally followed by a part number 
 class Line(NamedTuple):
     number: int
     text: str
+
+
+_new_line = partial(tuple.__new__, Line)  # Line._make without its Python-level call
 
 
 class Parsed(NamedTuple):
@@ -57,7 +63,7 @@ def parse_authors(text: str) -> tuple[str, ...] | None:
 
 def is_tags_line(text: str) -> bool:
     """A line whose every word starts with `#` is meant as the tags line."""
-    return text.startswith("#") and all(word.startswith("#") for word in text.split())
+    return _TAGS_LINE.fullmatch(text.strip()) is not None
 
 
 def slugify(title: str) -> str:
@@ -83,10 +89,17 @@ class _Collector:
 
 
 def _lines(text: str) -> list[Line]:
-    text = clean_text(text.removeprefix("\ufeff").replace("\r\n", "\n"))
+    """The non-blank lines, stripped, cleaned (see clean_text) and NFC-normalized."""
+    text = text.removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if not all(map(str.isprintable, lines)):  # a tab or a control character: rare
+        text = clean_text(text)
+        lines = text.split("\n")
     if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    return [Line(n, line) for n, raw in enumerate(text.split("\n"), 1) if (line := raw.strip())]
+        lines = unicodedata.normalize("NFC", text).split("\n")
+    return list(map(_new_line, filter(itemgetter(1), enumerate(map(str.strip, lines), 1))))
 
 
 def _parse_header(line: Line | None, out: _Collector) -> tuple[date, int | None] | None:
@@ -347,16 +360,20 @@ def _duplicate_ids(digests: Iterable[Digest]) -> list[Problem]:
 
 def _display_tags(newest_first: list[Digest]) -> tuple[Digest, ...]:
     """Every tag spelt as it was first written, oldest digest first."""
-    spelling: dict[str, str] = {}
+    spelling: dict[str, str] = {}  # tag key -> first spelling
+    display: dict[str, str] = {}  # each spelling -> the first spelling of its key
     for digest in reversed(newest_first):
         for note in digest.notes:
             for tag in note.tags:
-                spelling.setdefault(tag_key(tag), tag)
+                if tag not in display:
+                    display[tag] = spelling.setdefault(tag_key(tag), tag)
+    if all(tag == shown for tag, shown in display.items()):
+        return tuple(newest_first)
 
     def respell(note: Note) -> Note:
-        tags = tuple(spelling[tag_key(t)] for t in note.tags)
+        tags = tuple(map(display.__getitem__, note.tags))
         return note if tags == note.tags else replace(note, tags=tags)
 
     return tuple(
-        replace(digest, notes=tuple(respell(n) for n in digest.notes)) for digest in newest_first
+        replace(digest, notes=tuple(map(respell, digest.notes))) for digest in newest_first
     )

@@ -27,7 +27,7 @@ from .jobs import (
     render_jobs,
     warnings_of,
 )
-from .model import LANGS, Archive, DigestRef, Note, tag_key
+from .model import LANGS, Archive, DigestRef, Note, NoteRef, tag_key
 from .newsletter import check_mjml_templates
 from .site import SiteRenderer
 from .state import Updates
@@ -75,13 +75,14 @@ def _jobs(archive: Archive, settings: Settings, updates: Updates) -> Iterator[Jo
         older = refs[index + 1] if index + 1 < len(refs) else None
         yield DigestJob(digest, newer, older)
 
-    by_tag: dict[str, list[tuple[DigestRef, Note]]] = {}
+    by_tag: dict[str, list[tuple[DigestRef, NoteRef]]] = {}
     entries: list[FeedEntry] = []
     for digest, ref in zip(digests, refs, strict=True):
         for position, note in enumerate(digest.notes):
             entries.append(FeedEntry(ref, position, note, updates.of(digest, note)))
+            listed = (ref, note.ref)
             for tag in note.tags:
-                by_tag.setdefault(tag_key(tag), []).append((ref, note))
+                by_tag.setdefault(tag_key(tag), []).append(listed)
     tags = archive.tags()
     for key, display in tags.items():
         yield TagPageJob(display, tuple(by_tag[key]))

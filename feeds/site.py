@@ -12,7 +12,7 @@ import jinja2
 
 from .config import Settings
 from .i18n import TEXT, format_digest_date, format_month, short_authors
-from .model import LANGS, Digest, DigestRef, Lang, Note, clean_note, clean_text
+from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef, clean_note, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
@@ -216,7 +216,7 @@ class SiteRenderer:
         page = self.page(lang, tag_index_path, TEXT[lang]["all_tags"])
         return self.render("tags.html", page=page, tags=tags)
 
-    def tag_page(self, lang: Lang, tag: str, notes: Sequence[tuple[DigestRef, Note]]) -> bytes:
+    def tag_page(self, lang: Lang, tag: str, notes: Sequence[tuple[DigestRef, NoteRef]]) -> bytes:
         """The notes with one tag, newest first, each linked to its place on its digest page."""
         slug = tag_slug(tag)
         heading = TEXT[lang]["tagged"].format(tag=tag)
