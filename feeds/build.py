@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -144,22 +145,24 @@ def _stat_matches(path: Path, written: Written) -> bool:
 
 
 def _existing_files(root: Path) -> set[str]:
+    """Every file under root, as a path relative to it with "/" between parts."""
     if not root.is_dir():
         return set()
-    return {
-        os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
-        for dirpath, _, names in os.walk(root)
-        for name in names
-    }
+    top = os.fspath(root)
+    found = set()
+    for dirpath, _, names in os.walk(top):
+        prefix = dirpath[len(top) + 1 :].replace(os.sep, "/")
+        found.update(f"{prefix}/{name}" if prefix else name for name in names)
+    return found
 
 
 class _ParseMemo:
     """Parses digest files, reusing the cached result for a file whose bytes it parsed before."""
 
     def __init__(self, cache: Cache, files: dict[Path, bytes]):
-        self.cache = cache
         self.files = files
-        self.keys: set[str] = set()
+        self.known = cache.load_parsed()
+        self.used: dict[str, Any] = {}
         self.hashes: dict[int, tuple[Note, str]] = {}
 
     def parse(self, path: Path) -> Parsed:
@@ -167,15 +170,18 @@ class _ParseMemo:
         if data is None:
             return parse_file(path)  # unreadable: let it raise where it is reported
         key = sha256(os.fsencode(path) + b"\0" + data)
-        self.keys.add(key)
-        hit = self.cache.load_parsed(key)
+        hit = self.known.get(key)
         if not (isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], Parsed)):
             parsed = parse_digest(decode_digest(data, str(path)), str(path))
             hit = (parsed, tuple(note_hash(n) for n in parsed.digest.notes))
-            self.cache.save_parsed(key, hit)
+        self.used[key] = hit
         for note, digest_hash in zip(hit[0].digest.notes, hit[1], strict=True):
             self.hashes[id(note)] = (note, digest_hash)
         return hit[0]
+
+    def save(self, cache: Cache) -> None:
+        """Keep the files parsed in this build (and no others) for the next."""
+        cache.save_parsed(self.used)
 
     def note_hash(self, note: Note) -> str:
         # By identity: hashing a Note by value would rehash all its text on every lookup.
@@ -250,19 +256,28 @@ def _build(
         planned.workers,
     )
     start = time.perf_counter()
-    files = _stage_and_swap(out, planned.outputs, cache.objects, last_files, report)
-    cache.save_index(planned.index)
-    cache.objects.collect_garbage({o.sha for o in planned.outputs.values()})
-    cache.forget_parsed_except(memo.keys)
-    report.warnings.extend(planned.warnings)
-    state = dump_state(updates.state)
-    _write_if_changed(src / STATE_FILE, state)
-    cache.save_record(
-        out,
-        inputs.fingerprint(state),  # as the next build will find it
-        files,
-        [(w.message, w.source, w.line) for w in report.warnings],
-    )
+    files, replaced = _stage_and_swap(out, planned.outputs, cache.objects, last_files, report)
+    # The replaced tree is out of sight already; remove it while the cache is brought up to date
+    # (a build stopped meanwhile leaves it to the next build's _recover).
+    remover = threading.Thread(target=shutil.rmtree, args=(replaced, True)) if replaced else None
+    if remover is not None:
+        remover.start()
+    try:
+        cache.save_index(planned.index)
+        cache.objects.collect_garbage({o.sha for o in planned.outputs.values()})
+        memo.save(cache)
+        report.warnings.extend(planned.warnings)
+        state = dump_state(updates.state)
+        _write_if_changed(src / STATE_FILE, state)
+        cache.save_record(
+            out,
+            inputs.fingerprint(state),  # as the next build will find it
+            files,
+            [(w.message, w.source, w.line) for w in report.warnings],
+        )
+    finally:
+        if remover is not None:
+            remover.join()
     report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - start
     return report
 
@@ -285,8 +300,9 @@ def _stage_and_swap(
     objects: ObjectStore,
     last_files: dict[str, Written],
     report: BuildReport,
-) -> dict[str, Written]:
-    """Make OUT hold exactly `outputs`; returns how each file was left, for the next build.
+) -> tuple[dict[str, Written], Path | None]:
+    """Make OUT hold exactly `outputs`; returns how each file was left, for the next build, and
+    the replaced tree, now outside OUT, for the caller to remove.
 
     A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
     OUT is not touched. Every object placed was written by this build or verified when planned.
@@ -311,7 +327,7 @@ def _stage_and_swap(
     report.removed = sorted(existing - outputs.keys())
     report.bytes_written = sum(outputs[p].size for p in report.written)
     if not report.written and not report.removed and out.is_dir():
-        return unchanged
+        return unchanged, None
 
     staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
     if staging.exists():
@@ -337,8 +353,7 @@ def _stage_and_swap(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _swap_in(staging, out)
-    return files
+    return files, _swap_in(staging, out)
 
 
 def _place(objects: ObjectStore, output: Output, target: Path) -> None:
@@ -384,14 +399,14 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
-def _swap_in(staging: Path, out: Path) -> None:
+def _swap_in(staging: Path, out: Path) -> Path | None:
+    """Put the staged tree at OUT; returns where the replaced tree now is (None if there was none)."""
     if not out.exists():
         staging.rename(out)
-        return
+        return None
     if _exchange(staging, out):
-        shutil.rmtree(staging)
-        return
+        return staging
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     out.rename(old)
     staging.rename(out)
-    shutil.rmtree(old)
+    return old

@@ -4,7 +4,8 @@ Layout of cache_dir:
 
     objects/ab/abcdef...   one output's bytes, named by their SHA-256 (checked before reuse)
     index.json             render key -> the outputs (path, SHA-256, size) and warnings it gave
-    parsed/<hash>          per digest file (hash of its name and bytes): the parsed digest
+    parsed/0 … parsed/f    per digest file, by a hash of its name and bytes: the parsed digest
+                           (sixteen files, by the hash's first digit)
     builds/<id>.json       per output folder: the input fingerprint of its last build and, per
                            file, SHA-256, size, mtime and inode as written
 
@@ -16,6 +17,7 @@ hash to its name is never used. Nothing here is ever published as is without tha
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import json
 import os
@@ -28,8 +30,23 @@ from typing import Any
 
 from .errors import FeedsError
 
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever what the cache holds changes shape."""
+
+
+_PARSED_SHARDS = tuple("0123456789abcdef")
+"""parsed/ holds one file per first hex digit of the key: a new digest rewrites one of them."""
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def sha256(data: bytes) -> str:
@@ -132,6 +149,7 @@ class Cache:
     def __init__(self, root: Path):
         self.root = root
         self.objects = ObjectStore(root / "objects")
+        self._parsed_keys: dict[str, set[str]] = {}  # per shard, as loaded
 
     @contextmanager
     def locked(self) -> Iterator[Cache]:
@@ -166,28 +184,38 @@ class Cache:
 
     # -- parsed digests --------------------------------------------------------------------
 
-    def _parsed_path(self, key: str) -> Path:
-        return self.root / "parsed" / key
+    def load_parsed(self) -> dict[str, Any]:
+        """Everything stored per digest file, by key (a hash of the file's name and bytes)."""
+        found: dict[str, Any] = {}
+        self._parsed_keys = {}
+        with _gc_paused():  # unpickling a whole archive: no cycles, millions of objects
+            for shard in _PARSED_SHARDS:
+                payload = self._read(f"parsed/{shard}")
+                try:
+                    entries = pickle.loads(payload[1:]) if payload is not None else {}
+                except Exception:
+                    entries = {}
+                if isinstance(entries, dict):
+                    found.update(entries)
+                    self._parsed_keys[shard] = set(entries)
+        return found
 
-    def load_parsed(self, key: str) -> Any | None:
-        """What was stored for a digest file under `key` (a hash of its name and bytes)."""
-        payload = self._read(f"parsed/{key}")
-        if payload is None:
-            return None
-        try:
-            return pickle.loads(payload[1:])  # checksum verified: written by this cache
-        except Exception:
-            return None
+    def save_parsed(self, entries: dict[str, Any]) -> None:
+        """Keep exactly these entries; only the shards whose keys changed are written again.
 
-    def save_parsed(self, key: str, value: Any) -> None:
-        self._write(f"parsed/{key}", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def forget_parsed_except(self, keep: set[str]) -> None:
+        Keys are content hashes, so a shard holding the same keys holds the same values.
+        """
+        loaded = self._parsed_keys
+        by_shard: dict[str, dict[str, Any]] = {shard: {} for shard in _PARSED_SHARDS}
+        for key, value in entries.items():
+            by_shard[key[0]][key] = value
+        for shard, values in by_shard.items():
+            if loaded.get(shard) != set(values):
+                self._write(f"parsed/{shard}", pickle.dumps(values, pickle.HIGHEST_PROTOCOL))
         folder = self.root / "parsed"
-        if folder.is_dir():
-            for item in os.scandir(folder):
-                if item.name not in keep:
-                    os.unlink(item.path)
+        for item in os.scandir(folder) if folder.is_dir() else ():
+            if item.name not in _PARSED_SHARDS:  # a stray file or an older layout
+                os.unlink(item.path)
 
     # -- render index ----------------------------------------------------------------------
 

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .build import BuildReport
-from .build import build as run_build
 from .config import Settings, load_settings
 from .errors import FeedsError, Problem
 from .model import digest_to_json
-from .parse import read_archive
+from .parse import read_archive, summarize_archive
+
+if TYPE_CHECKING:
+    from .build import BuildReport
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def run_build(*args: Any, **kwargs: Any) -> BuildReport:
+    """feeds.build.build, imported when a command builds: `feeds check` needs none of it."""
+    from .build import build
+
+    return build(*args, **kwargs)
+
 
 SRC = click.argument(
     "src", type=click.Path(file_okay=False, path_type=Path), default="seeds", required=False
@@ -73,10 +83,10 @@ def check(src: Path, strict: bool, as_json: bool) -> None:
 
     Exits 0 when there are no errors (and, with --strict, no warnings), 1 otherwise.
     """
-    archive, warnings, errors = read_archive(src)
-    report(warnings, as_errors=strict)
-    report(errors)
     if as_json:
+        archive, warnings, errors = read_archive(src)
+        report(warnings, as_errors=strict)
+        report(errors)
         document = {
             "digests": [digest_to_json(d) for d in archive.digests],
             "warnings": [p.to_json() for p in warnings],
@@ -84,8 +94,12 @@ def check(src: Path, strict: bool, as_json: bool) -> None:
         }
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
+        summary = summarize_archive(src, workers=len(os.sched_getaffinity(0)))
+        warnings, errors = summary.warnings, summary.errors
+        report(warnings, as_errors=strict)
+        report(errors)
         click.echo(
-            f"{len(archive.digests)} digests, {archive.notes} notes, {len(archive.tags())} tags; "
+            f"{summary.digests} digests, {summary.notes} notes, {summary.tags} tags; "
             f"{len(errors)} errors, {len(warnings)} warnings"
         )
     sys.exit(1 if errors or (strict and warnings) else 0)

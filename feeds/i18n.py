@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from datetime import date
 
@@ -117,11 +118,21 @@ def display_width(text: str) -> int:
 _word_width = functools.lru_cache(maxsize=1 << 16)(display_width)
 
 
+@functools.lru_cache(maxsize=64)
+def _ascii_lines(room: int) -> re.Pattern[str]:
+    # The longest run of whole words that fits in `room` columns, or one word that alone does not.
+    return re.compile(rf"\S.{{0,{room - 1}}}(?= |$)|\S+")
+
+
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
     """Wrap at spaces to `width` display columns; Korean is wrapped between words, never inside."""
+    base = display_width(indent)
+    if text.isascii() and width - base >= 1:  # one column per character: let a regex find lines
+        found = _ascii_lines(width - base).findall(" ".join(text.split()))
+        return "\n".join(indent + line for line in found)
     lines: list[str] = []
     words: list[str] = []
-    used = base = display_width(indent)
+    used = base
     for word in text.split():
         size = len(word) if word.isascii() else _word_width(word)
         if words and used + 1 + size > width:

@@ -84,6 +84,14 @@ class NoteItem:
     tag_links: tuple[tuple[str, str], ...]
 
 
+def _base64_lines(data: bytes) -> bytes:
+    """base64.encodebytes with CRLF line ends: lines of 76 characters (57 bytes)."""
+    if not data:
+        return b""
+    encoded = base64.b64encode(data)
+    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
+
+
 def unsubscribe_url(settings: Settings, token: str = TOKEN_PLACEHOLDER) -> str | None:
     """The https unsubscribe link for one recipient (the placeholder until the sender fills it)."""
     if not settings.unsubscribe_url:
@@ -112,19 +120,20 @@ def check_mjml_templates(env: jinja2.Environment) -> None:
 
 
 def _compile(source: str, template: str, what: str) -> str:
+    try:
+        return mjml.mjml2html(source, fonts={}, disable_comments=True)
+    except ValueError as exc:
+        problem = f"MRML cannot compile the output for {what}: {exc}"
+    # MRML rejects what is not well-formed but says little about where: let expat say it.
     parser = expat.ParserCreate()
     try:
         parser.Parse(source.replace("&nbsp;", "&#160;"), True)
     except expat.ExpatError as exc:
-        raise TemplateError(
+        problem = (
             f"invalid MJML in the output for {what}: {expat.ErrorString(exc.code)} "
-            f"(line {exc.lineno} of the rendered MJML)",
-            template,
-        ) from None
-    try:
-        return mjml.mjml2html(source, fonts={}, disable_comments=True)
-    except ValueError as exc:
-        raise TemplateError(f"MRML cannot compile the output for {what}: {exc}", template) from None
+            f"(line {exc.lineno} of the rendered MJML)"
+        )
+    raise TemplateError(problem, template)
 
 
 def _context(digest: Digest, lang: Lang, settings: Settings) -> dict[str, object]:
@@ -223,7 +232,7 @@ def message(digest: Digest, lang: Lang, settings: Settings, html: str, text: str
         placeholder = f"{boundary}.{subtype}"
         part.set_payload(placeholder)
         msg.attach(part)
-        encoded = base64.encodebytes(body.encode()).replace(b"\n", b"\r\n")
+        encoded = _base64_lines(body.encode())
         bodies.append((f"\r\n\r\n{placeholder}\r\n".encode(), b"\r\n\r\n" + encoded + b"\r\n"))
     msg.set_boundary(boundary)
     wire = msg.as_bytes(policy=_POLICY)

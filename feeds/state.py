@@ -76,7 +76,10 @@ def resolve_updates(
 
 
 def dump_state(state: dict[str, Any]) -> bytes:
-    return (json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
+    """The state as JSON with one note per line, so an edit shows as a one-line diff."""
+    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+    notes = ",\n".join(f"{encode(key)}: {encode(value)}" for key, value in state["notes"].items())
+    return f'{{"version": {encode(state["version"])}, "notes": {{\n{notes}\n}}}}\n'.encode()
 
 
 def parse_state(data: bytes | None) -> dict[str, Any] | None:

@@ -104,7 +104,9 @@ def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_p
     again = build(src, tmp_path / "dist", settings)
     assert (again.written, again.removed, again.rendered) == ([], [], 0)
     assert again.unchanged == len(before)
-    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "dist").rglob("*") if p.is_file()}
+    assert before == {
+        p: p.stat().st_mtime_ns for p in (tmp_path / "dist").rglob("*") if p.is_file()
+    }
 
     # A file changed in dist/ behind the build's back is put right, though no input changed.
     page = tmp_path / "dist" / "ko" / "2019-01-05.html"

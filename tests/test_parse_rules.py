@@ -297,3 +297,26 @@ def test_authors_line_that_almost_matches_is_rejected_without_backtracking():
         "Smith-Jones",
         "Ré",
     )
+
+
+def test_check_on_many_files_reports_what_one_process_finds(tmp_path):
+    # From PARALLEL_CHECK_FILES on, `feeds check` parses on every core and sends back only
+    # counts and problems: they must be what the whole archive, read in one process, gives.
+    from feeds.corpus import generate
+    from feeds.parse import PARALLEL_CHECK_FILES, read_archive, summarize_archive
+
+    paths = generate(tmp_path, PARALLEL_CHECK_FILES + 20)
+    broken = paths[PARALLEL_CHECK_FILES - 10]  # in the second worker's share
+    broken.write_text(broken.read_text(encoding="utf-8").replace("(", "[", 1), encoding="utf-8")
+    (tmp_path / "copy.txt").write_bytes(paths[3].read_bytes())  # a duplicate id
+    (tmp_path / "bad.txt").write_text("2024년 13월 1일\nTitle\n", encoding="utf-8")
+
+    loaded = read_archive(tmp_path)
+    parallel = summarize_archive(tmp_path, workers=2)
+    assert parallel == summarize_archive(tmp_path, workers=1)
+    assert parallel.digests == len(loaded.archive.digests) == PARALLEL_CHECK_FILES + 21
+    assert parallel.notes == loaded.archive.notes
+    assert parallel.tags == len(loaded.archive.tags())
+    assert parallel.warnings == loaded.warnings and len(parallel.warnings) >= 1
+    assert parallel.errors == loaded.errors and len(parallel.errors) == 3
+    assert any(str(broken) == w.source for w in parallel.warnings)
