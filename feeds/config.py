@@ -41,7 +41,7 @@ _STRINGS = (
     "unsubscribed",
     "ledger",
 )
-_INTS = ("feed_limit", "smtp_port", "workers")
+_INTS = ("feed_limit", "tag_page_size", "smtp_port", "workers")
 KEYS = (*_STRINGS, *_INTS, *_PER_LANG)
 
 
@@ -58,6 +58,7 @@ class Settings:
     author_email: str = "feeds@localhost"
     timezone: str = "Asia/Seoul"
     feed_limit: int = 50
+    tag_page_size: int = 200
     websub_hub: str | None = None
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None

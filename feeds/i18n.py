@@ -49,6 +49,8 @@ TEXT: dict[Lang, dict[str, str]] = {
         "newsletter": "이메일 뉴스레터",
         "not_found": "페이지를 찾을 수 없습니다",
         "tagged": "#{tag} 태그가 달린 노트",
+        "older_notes": "이전 노트",
+        "newer_notes": "최근 노트",
         "home": "처음으로",
     },
     "en": {
@@ -75,6 +77,8 @@ TEXT: dict[Lang, dict[str, str]] = {
         "newsletter": "Email newsletter",
         "not_found": "Page not found",
         "tagged": "Notes tagged #{tag}",
+        "older_notes": "Older notes",
+        "newer_notes": "Newer notes",
         "home": "Home",
     },
 }

@@ -19,7 +19,7 @@ from .errors import Problem
 from .feed import FeedEntry, render_feed
 from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef
 from .newsletter import render_newsletter
-from .site import SiteRenderer
+from .site import SiteRenderer, TagPages
 from .templating import make_environment
 from .urls import digest_page_path, tag_page_path, tag_slug
 
@@ -35,10 +35,11 @@ class DigestJob:
 
 @dataclass(frozen=True, slots=True)
 class TagPageJob:
-    """The page of one tag, in both languages: its notes, newest first."""
+    """One page of a tag, in both languages: its notes, newest first."""
 
     tag: str
     notes: tuple[tuple[DigestRef, NoteRef], ...]
+    pages: TagPages
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ def job_key(job: Job, salt: str, note_hash: Callable[[Note], str]) -> str:
         parts = ["digest", _ref(d.ref), _ref(job.newer), _ref(job.older)]
         parts += [f"{n.slug} {note_hash(n)}" for n in d.notes]
     elif isinstance(job, TagPageJob):
-        parts = ["tag", job.tag]
+        parts = ["tag", job.tag, repr(job.pages)]
         # A tag page lists titles and authors only: a note's text can change without it.
         parts += [f"{_ref(r)} {n.slug}\0{n.title}\0{', '.join(n.authors)}" for r, n in job.notes]
     else:
@@ -113,8 +114,8 @@ class Renderer:
             seconds["newsletters"] = time.perf_counter() - middle
         elif isinstance(job, TagPageJob):
             for lang in LANGS:
-                page = self.site.tag_page(lang, job.tag, job.notes)
-                outputs.append((tag_page_path(lang, tag_slug(job.tag)), page))
+                page = self.site.tag_page(lang, job.tag, job.notes, job.pages)
+                outputs.append((tag_page_path(lang, tag_slug(job.tag), job.pages.number), page))
             seconds["pages"] = time.perf_counter() - start
         else:
             outputs = render_feed(job.lang, job.tag, job.entries, self.settings, self.env)

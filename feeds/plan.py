@@ -29,7 +29,7 @@ from .jobs import (
 )
 from .model import LANGS, Archive, DigestRef, Note, NoteRef, tag_key
 from .newsletter import check_mjml_templates
-from .site import SiteRenderer
+from .site import SiteRenderer, TagPages
 from .state import Updates
 from .templating import make_environment
 from .urls import (
@@ -67,7 +67,47 @@ def worker_count(settings: Settings) -> int:
     return settings.workers or len(os.sched_getaffinity(0))
 
 
-def _jobs(archive: Archive, settings: Settings, updates: Updates) -> Iterator[Job]:
+TagList = list[tuple[DigestRef, NoteRef]]
+
+
+def _tagged(archive: Archive) -> dict[str, TagList]:
+    """Per tag key, its notes newest first."""
+    by_tag: dict[str, TagList] = {}
+    for digest in archive.digests:
+        ref = digest.ref
+        for note in digest.notes:
+            listed = (ref, note.ref)
+            for tag in note.tags:
+                by_tag.setdefault(tag_key(tag), []).append(listed)
+    return by_tag
+
+
+def tag_pages(notes: TagList, size: int) -> list[tuple[TagPages, TagList]]:
+    """A tag's pages: the main one and, past two pages' worth, numbered pages of older notes.
+
+    Counted from the oldest note, page n holds the same `size` notes whatever is added later,
+    so a new note changes the main page (which shows `size` to 2 x `size` - 1 notes) and, once
+    every `size` notes, adds a page: older pages are never rendered again.
+    """
+    full = len(notes) // size if size else 0
+    if full < 2:
+        return [(TagPages(total=len(notes)), notes)]
+    oldest_first = notes[::-1]
+    older = full - 1  # pages of older notes; the newest full chunk stays on the main page
+    pages = [
+        (
+            TagPages(number, number - 1 or None, number + 1 if number < older else None),
+            oldest_first[(number - 1) * size : number * size][::-1],
+        )
+        for number in range(1, older + 1)
+    ]
+    pages.append((TagPages(None, older, None, len(notes)), oldest_first[older * size :][::-1]))
+    return pages
+
+
+def _jobs(
+    archive: Archive, settings: Settings, updates: Updates, by_tag: dict[str, TagList]
+) -> Iterator[Job]:
     digests = archive.digests
     refs = [d.ref for d in digests]
     for index, digest in enumerate(digests):
@@ -75,17 +115,16 @@ def _jobs(archive: Archive, settings: Settings, updates: Updates) -> Iterator[Jo
         older = refs[index + 1] if index + 1 < len(refs) else None
         yield DigestJob(digest, newer, older)
 
-    by_tag: dict[str, list[tuple[DigestRef, NoteRef]]] = {}
-    entries: list[FeedEntry] = []
-    for digest, ref in zip(digests, refs, strict=True):
-        for position, note in enumerate(digest.notes):
-            entries.append(FeedEntry(ref, position, note, updates.of(digest, note)))
-            listed = (ref, note.ref)
-            for tag in note.tags:
-                by_tag.setdefault(tag_key(tag), []).append(listed)
     tags = archive.tags()
     for key, display in tags.items():
-        yield TagPageJob(display, tuple(by_tag[key]))
+        for pages, notes in tag_pages(by_tag[key], settings.tag_page_size):
+            yield TagPageJob(display, tuple(notes), pages)
+
+    entries = [
+        FeedEntry(ref, position, note, updates.of(digest, note))
+        for digest, ref in zip(digests, refs, strict=True)
+        for position, note in enumerate(digest.notes)
+    ]
 
     limit = settings.feed_limit or None
     tagged: dict[str, list[FeedEntry]] = {}
@@ -119,13 +158,14 @@ def plan(
     check_mjml_templates(env)
     tags = archive.tags()
     tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
+    by_tag = _tagged(archive)
 
     start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
     jobs: list[tuple[str, Job]] = []
     misses: list[tuple[str, Job]] = []
-    for job in _jobs(archive, settings, updates):
+    for job in _jobs(archive, settings, updates, by_tag):
         key = job_key(job, salt, note_hash)
         jobs.append((key, job))
         entry = known.get(key)
@@ -152,7 +192,7 @@ def plan(
     for entry in index.values():
         for output in entry.outputs:
             _add(outputs, output)
-    for path, data in _site_wide(archive, settings, env, tags):
+    for path, data in _site_wide(archive, settings, env, tags, by_tag):
         _add(outputs, Output(path, cache.objects.put(data), len(data)))
     timings["pages"] = timings.get("pages", 0.0) + time.perf_counter() - start
     return Planned(
@@ -173,28 +213,28 @@ def _add(outputs: dict[str, Output], output: Output) -> None:
 
 
 def _site_wide(
-    archive: Archive, settings: Settings, env: object, tags: dict[str, str]
+    archive: Archive,
+    settings: Settings,
+    env: object,
+    tags: dict[str, str],
+    by_tag: dict[str, TagList],
 ) -> Iterator[tuple[str, bytes]]:
     site = SiteRenderer(settings, env)  # type: ignore[arg-type]
     refs = [d.ref for d in archive.digests]
     newest = refs[0].date if refs else date(1970, 1, 1)
-    counts: dict[str, int] = dict.fromkeys(tags, 0)
-    newest_of: dict[str, date] = {}
-    for digest, ref in zip(archive.digests, refs, strict=True):
-        for note in digest.notes:
-            for tag in note.tags:
-                counts[tag_key(tag)] += 1
-                newest_of.setdefault(tag_key(tag), ref.date)
-    by_use = sorted(tags.items(), key=lambda kv: (-counts[kv[0]], kv[0]))
+    by_use = sorted(tags.items(), key=lambda kv: (-len(by_tag[kv[0]]), kv[0]))
 
     sitemap: list[tuple[str, date]] = [(HOME_PATH, newest)]
     yield HOME_PATH, site.home(refs[:LATEST_ON_HOME])
     for lang in LANGS:
         yield archive_page_path(lang), site.archive_page(lang, refs)
-        yield tag_index_path(lang), site.tag_index(lang, [(d, counts[k]) for k, d in by_use])
+        yield tag_index_path(lang), site.tag_index(lang, [(d, len(by_tag[k])) for k, d in by_use])
         sitemap += [(archive_page_path(lang), newest), (tag_index_path(lang), newest)]
         sitemap += [(digest_page_path(lang, r.id), r.date) for r in refs]
-        sitemap += [(tag_page_path(lang, tag_slug(d)), newest_of[k]) for k, d in tags.items()]
+        for key, display in tags.items():
+            for pages, notes in tag_pages(by_tag[key], settings.tag_page_size):
+                path = tag_page_path(lang, tag_slug(display), pages.number)
+                sitemap.append((path, notes[0][0].date))  # newest first: when it last changed
     yield NOT_FOUND_PATH, site.not_found()
     yield SITEMAP_PATH, site.sitemap(sitemap)
     yield ROBOTS_PATH, site.robots()

@@ -58,6 +58,16 @@ class TagEntry:
     digest_label: str
 
 
+@dataclass(frozen=True, slots=True)
+class TagPages:
+    """Where a tag page sits among the tag's pages: None for the main page (newest notes)."""
+
+    number: int | None = None
+    older: int | None = None
+    newer: int | None = None  # on an older page: the next newer one, None for the main page
+    total: int = 0  # notes with the tag, shown on the main page
+
+
 def _other(lang: Lang) -> Lang:
     return "en" if lang == "ko" else "ko"
 
@@ -216,13 +226,44 @@ class SiteRenderer:
         page = self.page(lang, tag_index_path, TEXT[lang]["all_tags"])
         return self.render("tags.html", page=page, tags=tags)
 
-    def tag_page(self, lang: Lang, tag: str, notes: Sequence[tuple[DigestRef, NoteRef]]) -> bytes:
-        """The notes with one tag, newest first, each linked to its place on its digest page."""
+    def tag_page(
+        self,
+        lang: Lang,
+        tag: str,
+        notes: Sequence[tuple[DigestRef, NoteRef]],
+        pages: TagPages = TagPages(),
+    ) -> bytes:
+        """Notes with one tag, newest first, each linked to its place on its digest page.
+
+        The tag's main page, or (pages.number) one of the pages its older notes move to.
+        """
         slug = tag_slug(tag)
         heading = TEXT[lang]["tagged"].format(tag=tag)
-        page = self.page(lang, lambda code: tag_page_path(code, slug), heading)
+        span = None
+        if pages.number is not None and notes:  # an older page: named by the dates it covers
+            span = f"{digest_label(notes[-1][0], lang)} – {digest_label(notes[0][0], lang)}"
+            heading = f"{heading} · {span}"
+        page = self.page(lang, lambda code: tag_page_path(code, slug, pages.number), heading)
         page["tag_feeds"] = self.feeds(lang, slug, tag)
         page["feeds"] = page["tag_feeds"] + page["feeds"]
+        page["total"] = pages.total
+        page["span"] = span
+        page["older"] = (
+            {
+                "url": self.urls.of(tag_page_path(lang, slug, pages.older)),
+                "label": TEXT[lang]["older_notes"],
+            }
+            if pages.older is not None
+            else None
+        )
+        page["newer"] = (
+            {
+                "url": self.urls.of(tag_page_path(lang, slug, pages.newer)),
+                "label": TEXT[lang]["newer_notes"],
+            }
+            if pages.number is not None
+            else None
+        )
         entries = []
         links: dict[str, dict[str, str]] = {}
         for digest, note in notes:

@@ -73,8 +73,11 @@ def tag_index_path(lang: Lang) -> str:
     return f"{lang}/tags/index.html"
 
 
-def tag_page_path(lang: Lang, slug: str) -> str:
-    return f"{lang}/tags/{slug}/index.html"
+def tag_page_path(lang: Lang, slug: str, number: int | None = None) -> str:
+    """A tag's page (its newest notes), or with a number one of its older pages, 1 the oldest."""
+    return (
+        f"{lang}/tags/{slug}/index.html" if number is None else f"{lang}/tags/{slug}/{number}.html"
+    )
 
 
 def newsletter_path(digest_id: str, lang: Lang, part: MailPart) -> str:

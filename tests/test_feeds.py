@@ -325,7 +325,7 @@ def test_bad_settings_name_the_key(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "Error: pyproject.toml: setting base_url: expected an absolute http(s) URL, found 'ftp://x'",
-        "Error: pyproject.toml: unknown setting 'feed_limt' (known: base_url, author_name, author_email, timezone, websub_hub, unsubscribe_url, unsubscribe_mailto, subscribe_url, templates_dir, cache_dir, smtp_host, smtp_user, smtp_security, unsubscribe_secret, unsubscribed, ledger, feed_limit, smtp_port, workers, title, description)",
+        "Error: pyproject.toml: unknown setting 'feed_limt' (known: base_url, author_name, author_email, timezone, websub_hub, unsubscribe_url, unsubscribe_mailto, subscribe_url, templates_dir, cache_dir, smtp_host, smtp_user, smtp_security, unsubscribe_secret, unsubscribed, ledger, feed_limit, tag_page_size, smtp_port, workers, title, description)",
         "Error: environment: setting feed_limit: expected a whole number, 0 or more, found 'many'",
     ]
     assert not (tmp_path / "dist").exists()

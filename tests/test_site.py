@@ -319,3 +319,64 @@ def test_pages_fit_phone_and_desktop(dist, width):
         assert client == width and scroll <= client, (name, scroll, client)
         shot = screenshot(page, ARTIFACTS / f"page-{name}-{width}.png", width, 1400)
         assert shot.stat().st_size > 10_000
+
+
+def test_tag_with_many_notes_moves_older_ones_to_pages_that_never_change(tmp_path):
+    from feeds.model import tag_key
+    from feeds.parse import read_archive
+
+    src, out, size = tmp_path / "src", tmp_path / "dist", 5
+    generate(src, 30, seed=3)
+    archive = read_archive(src).archive
+    counts: dict[str, int] = {}
+    for digest in archive.digests:
+        for note in digest.notes:
+            for tag in note.tags:
+                counts[tag_key(tag)] = counts.get(tag_key(tag), 0) + 1
+    tag = max(counts, key=lambda t: counts[t])
+    assert counts[tag] >= 4 * size  # several older pages
+    expected = [
+        f"{BASE}en/{d.id}.html#{n.slug}"
+        for d in archive.digests
+        for n in d.notes
+        if tag in {tag_key(t) for t in n.tags}
+    ]
+    build(src, out, site(tag_page_size=size))
+
+    def walk(start: str, rel: str) -> list[tuple[str, list[str]]]:
+        pages, url = [], start
+        while url:
+            target = urllib.request.url2pathname(url[len(BASE) :])
+            html = (out / (target + "index.html" if target.endswith("/") else target)).read_text()
+            pages.append((url, re.findall(r'<li><a lang="en" href="([^"]+)">', html)))
+            found = re.search(rf'href="([^"]+)" rel="{rel}"', html)
+            url = found[1] if found else ""
+        return pages
+
+    main = f"{BASE}en/tags/{urllib.parse.quote(tag)}/"
+    older = walk(main, "prev")
+    listed = [link for _, links in older for link in links]
+    assert listed == expected  # every note once, newest first, across main and older pages
+    assert size <= len(older[0][1]) < 2 * size
+    assert all(len(links) == size for _, links in older[1:])
+    assert [url for url, _ in walk(older[-1][0], "next")] == [url for url, _ in reversed(older)]
+    sitemap = (out / "sitemap.xml").read_text()
+    assert all(f"<loc>{url}</loc>" in sitemap for url, _ in older)
+
+    numbered = sorted((out / "en" / "tags" / tag).glob("[0-9]*.html"), key=lambda p: int(p.stem))
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in numbered}
+    newest = max(src.glob("*.txt")).read_text(encoding="utf-8")
+    for day in range(1, size + 2):  # enough new notes with the tag for one more older page
+        text = re.sub(r"^\d+년 \d+월 \d+일", f"2100년 1월 {day}일", newest)
+        text = re.sub(r"(?m)^#.*$", lambda m: f"{m[0]} #{tag}", text)
+        (src / f"2100-01-{day:02}.txt").write_text(text, encoding="utf-8")
+    build(src, out, site(tag_page_size=size))
+    after = sorted((out / "en" / "tags" / tag).glob("[0-9]*.html"))
+    assert len(after) > len(numbered)
+    changed = [
+        name
+        for name, (data, mtime) in before.items()
+        if (out / "en" / "tags" / tag / name).read_bytes() != data
+        or (out / "en" / "tags" / tag / name).stat().st_mtime_ns != mtime
+    ]
+    assert changed == [numbered[-1].name]  # only its "newer" link moved to the new page
