@@ -31,7 +31,7 @@ from .cache import FORMAT, Cache, ObjectStore, Output, Written, sha256, write_at
 from .config import Settings
 from .errors import FeedsError, ParseError, Problem
 from .model import Note
-from .parse import Parsed, decode_digest, digest_files, parse_digest, parse_file, read_archive
+from .parse import Parsed, decode_digest, digest_files, parse_digest, read_archive
 from .state import STATE_FILE, dump_state, note_hash, parse_state, resolve_updates
 from .templating import default_templates_dir
 
@@ -99,9 +99,9 @@ def render_salt(settings: Settings) -> str:
 
 @dataclass
 class _Inputs:
-    """The digest files' bytes as read once, and a hash of every input but the note state."""
+    """Each digest file's parse-cache key, and a hash of every input but the note state."""
 
-    files: dict[Path, bytes]
+    files: dict[Path, str]
     state: bytes | None
     digest: Any  # hashlib object over the salt, OUT and the digest files
 
@@ -114,18 +114,22 @@ class _Inputs:
 
 def _read_inputs(src: Path, out: Path, salt: str) -> _Inputs:
     digest = hashlib.sha256(f"{salt}\n{out.resolve()}\n".encode())
-    files: dict[Path, bytes] = {}
+    files: dict[Path, str] = {}
     for path in digest_files(src):
         try:
             data = path.read_bytes()
         except OSError:
             continue  # reported by the parse step
-        files[path] = data
+        files[path] = _parse_key(path, data)  # not the bytes: a warm build never needs them
         digest.update(f"{path}\0{len(data)}\0".encode())
         digest.update(data)
     state_path = src / STATE_FILE
     state = state_path.read_bytes() if state_path.exists() else None
     return _Inputs(files, state, digest)
+
+
+def _parse_key(path: Path, data: bytes) -> str:
+    return sha256(os.fsencode(path) + b"\0" + data)
 
 
 def _vouches(st: os.stat_result, written: Written) -> bool:
@@ -159,19 +163,18 @@ def _existing_files(root: Path) -> set[str]:
 class _ParseMemo:
     """Parses digest files, reusing the cached result for a file whose bytes it parsed before."""
 
-    def __init__(self, cache: Cache, files: dict[Path, bytes]):
+    def __init__(self, cache: Cache, files: dict[Path, str]):
         self.files = files
         self.known = cache.load_parsed()
         self.used: dict[str, Any] = {}
         self.hashes: dict[int, tuple[Note, str]] = {}
 
     def parse(self, path: Path) -> Parsed:
-        data = self.files.pop(path, None)  # read once for the fingerprint; not kept
-        if data is None:
-            return parse_file(path)  # unreadable: let it raise where it is reported
-        key = sha256(os.fsencode(path) + b"\0" + data)
-        hit = self.known.get(key)
+        key = self.files.get(path)
+        hit = self.known.pop(key, None) if key is not None else None
         if not (isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], Parsed)):
+            data = path.read_bytes()  # OSError: reported by read_archive
+            key = _parse_key(path, data)
             parsed = parse_digest(decode_digest(data, str(path)), str(path))
             hit = (parsed, tuple(note_hash(n) for n in parsed.digest.notes))
         self.used[key] = hit
