@@ -108,16 +108,14 @@ def write_pelican_site(src: Path, site: Path) -> int:
     content = site / "content"
     content.mkdir(parents=True)
     (site / "pelicanconf.py").write_text(PELICAN_CONF)
-    count = 0
-    for name, note, when, body in _markdown_posts(src):
-        title = note.title.replace("\n", " ")
-        head = (
-            f"Title: {title}\nDate: {when:%Y-%m-%d %H:%M:%S}\nSlug: {name}-{note.slug[:40]}\n"
+
+    def head(name: str, note, when) -> str:  # type: ignore[no-untyped-def]
+        return (
+            f"Title: {note.title}\nDate: {when:%Y-%m-%d %H:%M:%S}\nSlug: {name}-{note.slug[:40]}\n"
             f"Tags: {', '.join(note.tags)}\nAuthors: feeds bench\n\n"
         )
-        (content / f"{name}.md").write_text(head + body, encoding="utf-8")
-        count += 1
-    return count
+
+    return _write_posts(src, content, head)
 
 
 def write_hugo_site(src: Path, site: Path) -> int:
@@ -129,15 +127,23 @@ def write_hugo_site(src: Path, site: Path) -> int:
     for name, text in HUGO_LAYOUTS.items():
         (layouts / name).write_text(text)
     (site / "hugo.toml").write_text(HUGO_CONF)
-    count = 0
-    for name, note, when, body in _markdown_posts(src):
+
+    def head(name: str, note, when) -> str:  # type: ignore[no-untyped-def]
         title = note.title.replace('"', '\\"')
         tags = ", ".join(f'"{t}"' for t in note.tags)
-        head = (
+        return (
             f'---\ntitle: "{title}"\ndate: {when.isoformat()}\nslug: "{name}-{note.slug[:40]}"\n'
             f"tags: [{tags}]\n---\n\n"
         )
-        (posts / f"{name}.md").write_text(head + body, encoding="utf-8")
+
+    return _write_posts(src, posts, head)
+
+
+def _write_posts(src: Path, folder: Path, head) -> int:  # type: ignore[no-untyped-def]
+    """One Markdown post per note: `head(name, note, when)` is the tool's front matter."""
+    count = 0
+    for name, note, when, body in _markdown_posts(src):
+        (folder / f"{name}.md").write_text(head(name, note, when) + body, encoding="utf-8")
         count += 1
     return count
 

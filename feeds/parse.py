@@ -318,19 +318,26 @@ def read_archive(folder: Path, parse: Callable[[Path], Parsed] = parse_file) -> 
     if not files:
         errors.append(Problem(f"expected digest files (*.txt) in {folder}, found none"))
     for path in files:
-        try:
-            parsed = parse(path)
-        except OSError as exc:
-            errors.append(Problem(f"cannot read the file: {exc.strerror}", str(path)))
-            continue
-        except ParseError as exc:
-            errors.extend(exc.problems)
-            continue
-        digests.append(parsed.digest)
-        warnings.extend(parsed.warnings)
+        parsed, problems = _parse_reporting(path, parse)
+        errors.extend(problems)
+        if parsed is not None:
+            digests.append(parsed.digest)
+            warnings.extend(parsed.warnings)
     errors.extend(_duplicate_ids((d.id, d.source) for d in digests))
     digests.sort(key=lambda d: d.sort_key, reverse=True)
     return Loaded(Archive(_display_tags(digests)), tuple(warnings), tuple(errors))
+
+
+def _parse_reporting(
+    path: Path, parse: Callable[[Path], Parsed]
+) -> tuple[Parsed | None, tuple[Problem, ...]]:
+    """One file parsed, or the errors that stopped it."""
+    try:
+        return parse(path), ()
+    except OSError as exc:
+        return None, (Problem(f"cannot read the file: {exc.strerror}", str(path)),)
+    except ParseError as exc:
+        return None, exc.problems
 
 
 def load_archive(folder: Path) -> Loaded:
@@ -381,19 +388,15 @@ class _FileSummary(NamedTuple):
 def _summarize(paths: list[Path]) -> list[_FileSummary]:
     found = []
     for path in paths:
-        source = str(path)
-        try:
-            parsed = parse_file(path)
-        except OSError as exc:
-            error = Problem(f"cannot read the file: {exc.strerror}", source)
-            found.append(_FileSummary(None, source, 0, frozenset(), (), (error,)))
-            continue
-        except ParseError as exc:
-            found.append(_FileSummary(None, source, 0, frozenset(), (), exc.problems))
+        parsed, errors = _parse_reporting(path, parse_file)
+        if parsed is None:
+            found.append(_FileSummary(None, str(path), 0, frozenset(), (), errors))
             continue
         notes = parsed.digest.notes
         keys = frozenset(tag_key(tag) for note in notes for tag in note.tags)
-        found.append(_FileSummary(parsed.digest.id, source, len(notes), keys, parsed.warnings, ()))
+        found.append(
+            _FileSummary(parsed.digest.id, str(path), len(notes), keys, parsed.warnings, ())
+        )
     return found
 
 
@@ -419,13 +422,13 @@ def summarize_archive(folder: Path, workers: int) -> Summary:
             results = [item for share in pool.map(_summarize, shares) for item in share]
     else:
         results = _summarize(files)
-    ok = [r for r in results if r.id is not None]
+    ok = [(r, r.id) for r in results if r.id is not None]
     errors = [e for r in results for e in r.errors]
-    errors += _duplicate_ids((r.id, r.source) for r in ok if r.id is not None)
+    errors += _duplicate_ids((id_, r.source) for r, id_ in ok)
     return Summary(
         digests=len(ok),
-        notes=sum(r.notes for r in ok),
-        tags=len(frozenset().union(*(r.tag_keys for r in ok))),
+        notes=sum(r.notes for r, _ in ok),
+        tags=len(frozenset().union(*(r.tag_keys for r, _ in ok))),
         warnings=tuple(w for r in results for w in r.warnings),
         errors=tuple(errors),
     )

@@ -105,8 +105,15 @@ def tag_pages(notes: TagList, size: int) -> list[tuple[TagPages, TagList]]:
     return pages
 
 
+TagPageList = list[tuple[TagPages, TagList]]
+
+
 def _jobs(
-    archive: Archive, settings: Settings, updates: Updates, by_tag: dict[str, TagList]
+    archive: Archive,
+    settings: Settings,
+    updates: Updates,
+    tags: dict[str, str],
+    pages_of: dict[str, TagPageList],
 ) -> Iterator[Job]:
     digests = archive.digests
     refs = [d.ref for d in digests]
@@ -115,9 +122,8 @@ def _jobs(
         older = refs[index + 1] if index + 1 < len(refs) else None
         yield DigestJob(digest, newer, older)
 
-    tags = archive.tags()
     for key, display in tags.items():
-        for pages, notes in tag_pages(by_tag[key], settings.tag_page_size):
+        for pages, notes in pages_of[key]:
             yield TagPageJob(display, tuple(notes), pages)
 
     entries = [
@@ -158,14 +164,16 @@ def plan(
     check_mjml_templates(env)
     tags = archive.tags()
     tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
-    by_tag = _tagged(archive)
+    pages_of = {
+        key: tag_pages(notes, settings.tag_page_size) for key, notes in _tagged(archive).items()
+    }
 
     start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
     jobs: list[tuple[str, Job]] = []
     misses: list[tuple[str, Job]] = []
-    for job in _jobs(archive, settings, updates, by_tag):
+    for job in _jobs(archive, settings, updates, tags, pages_of):
         key = job_key(job, salt, note_hash)
         jobs.append((key, job))
         entry = known.get(key)
@@ -192,7 +200,7 @@ def plan(
     for entry in index.values():
         for output in entry.outputs:
             _add(outputs, output)
-    for path, data in _site_wide(archive, settings, env, tags, by_tag):
+    for path, data in _site_wide(archive, settings, env, tags, pages_of):
         _add(outputs, Output(path, cache.objects.put(data), len(data)))
     timings["pages"] = timings.get("pages", 0.0) + time.perf_counter() - start
     return Planned(
@@ -217,22 +225,23 @@ def _site_wide(
     settings: Settings,
     env: object,
     tags: dict[str, str],
-    by_tag: dict[str, TagList],
+    pages_of: dict[str, TagPageList],
 ) -> Iterator[tuple[str, bytes]]:
     site = SiteRenderer(settings, env)  # type: ignore[arg-type]
     refs = [d.ref for d in archive.digests]
     newest = refs[0].date if refs else date(1970, 1, 1)
-    by_use = sorted(tags.items(), key=lambda kv: (-len(by_tag[kv[0]]), kv[0]))
+    counts = {key: pages[-1][0].total for key, pages in pages_of.items()}  # main page: last
+    by_use = sorted(tags.items(), key=lambda kv: (-counts[kv[0]], kv[0]))
 
     sitemap: list[tuple[str, date]] = [(HOME_PATH, newest)]
     yield HOME_PATH, site.home(refs[:LATEST_ON_HOME])
     for lang in LANGS:
         yield archive_page_path(lang), site.archive_page(lang, refs)
-        yield tag_index_path(lang), site.tag_index(lang, [(d, len(by_tag[k])) for k, d in by_use])
+        yield tag_index_path(lang), site.tag_index(lang, [(d, counts[k]) for k, d in by_use])
         sitemap += [(archive_page_path(lang), newest), (tag_index_path(lang), newest)]
         sitemap += [(digest_page_path(lang, r.id), r.date) for r in refs]
         for key, display in tags.items():
-            for pages, notes in tag_pages(by_tag[key], settings.tag_page_size):
+            for pages, notes in pages_of[key]:
                 path = tag_page_path(lang, tag_slug(display), pages.number)
                 sitemap.append((path, notes[0][0].date))  # newest first: when it last changed
     yield NOT_FOUND_PATH, site.not_found()

@@ -248,22 +248,15 @@ class SiteRenderer:
         page["feeds"] = page["tag_feeds"] + page["feeds"]
         page["total"] = pages.total
         page["span"] = span
-        page["older"] = (
-            {
-                "url": self.urls.of(tag_page_path(lang, slug, pages.older)),
-                "label": TEXT[lang]["older_notes"],
+
+        def link(number: int | None, label: str) -> dict[str, str]:
+            return {
+                "url": self.urls.of(tag_page_path(lang, slug, number)),
+                "label": TEXT[lang][label],
             }
-            if pages.older is not None
-            else None
-        )
-        page["newer"] = (
-            {
-                "url": self.urls.of(tag_page_path(lang, slug, pages.newer)),
-                "label": TEXT[lang]["newer_notes"],
-            }
-            if pages.number is not None
-            else None
-        )
+
+        page["older"] = link(pages.older, "older_notes") if pages.older is not None else None
+        page["newer"] = link(pages.newer, "newer_notes") if pages.number is not None else None
         entries = []
         links: dict[str, dict[str, str]] = {}
         for digest, note in notes:
