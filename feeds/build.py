@@ -7,13 +7,16 @@
    hash of what it renders from. Jobs the cache holds are reused; the rest render, on
    every core when there are many.
 4. Stage the new tree beside OUT: files whose bytes are unchanged are hard-linked from
-   OUT (their mtime stays), new ones from the cache. Swap it in with one rename.
+   OUT (their mtime stays), new ones from the cache. Swap it in with one rename. The tree
+   it replaced is kept as `.OUT.spare` (hard links: next to no space), and the next build
+   stages in it, touching only the files that changed since.
 
 Any error before the swap leaves OUT as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -240,13 +243,18 @@ def _build(
 
     from .plan import plan  # imports the renderers: only when there is something to build
 
+    stats: dict[str, os.stat_result] = {}
+    root = os.fspath(out)
+
     def present(output: Output) -> bool:
         known = last_files.get(output.path)
-        return (
-            known is not None
-            and known.sha == output.sha
-            and _stat_matches(out / output.path, known)
-        )
+        if known is None or known.sha != output.sha:
+            return False
+        try:
+            st = stats[output.path] = os.stat(f"{root}/{output.path}")
+        except OSError:
+            return False
+        return _vouches(st, known)
 
     planned = plan(
         loaded.archive, settings, updates, cache, salt, memo.note_hash, present, progress
@@ -259,12 +267,7 @@ def _build(
         planned.workers,
     )
     start = time.perf_counter()
-    files, replaced = _stage_and_swap(out, planned.outputs, cache.objects, last_files, report)
-    # The replaced tree is out of sight already; remove it while the cache is brought up to date
-    # (a build stopped meanwhile leaves it to the next build's _recover).
-    remover = threading.Thread(target=shutil.rmtree, args=(replaced, True)) if replaced else None
-    if remover is not None:
-        remover.start()
+    files, tidying = _stage_and_swap(out, planned.outputs, cache.objects, last_files, stats, report)
     try:
         cache.save_index(planned.index)
         cache.objects.collect_garbage({o.sha for o in planned.outputs.values()})
@@ -279,8 +282,8 @@ def _build(
             [(w.message, w.source, w.line) for w in report.warnings],
         )
     finally:
-        if remover is not None:
-            remover.join()
+        if tidying is not None:
+            tidying.join()
     report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - start
     return report
 
@@ -302,13 +305,15 @@ def _stage_and_swap(
     outputs: dict[str, Output],
     objects: ObjectStore,
     last_files: dict[str, Written],
+    stats: dict[str, os.stat_result],
     report: BuildReport,
-) -> tuple[dict[str, Written], Path | None]:
+) -> tuple[dict[str, Written], threading.Thread | None]:
     """Make OUT hold exactly `outputs`; returns how each file was left, for the next build, and
-    the replaced tree, now outside OUT, for the caller to remove.
+    a thread still tidying up beside OUT (join it before the process ends).
 
     A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
     OUT is not touched. Every object placed was written by this build or verified when planned.
+    `stats`: the stat of files in OUT taken while planning, so they are not taken twice.
     """
     existing = _existing_files(out)
     root = os.fspath(out)
@@ -318,7 +323,7 @@ def _stage_and_swap(
             continue
         target = f"{root}/{path}"
         known = last_files.get(path)
-        st = os.stat(target)
+        st = stats.get(path) or os.stat(target)
         if known is not None and _vouches(st, known):
             same = known.sha == output.sha
         else:
@@ -335,8 +340,42 @@ def _stage_and_swap(
     staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
+    spare = _spare_path(out)
+    files: dict[str, Written] | None = None
+    if spare.is_dir() and out.is_dir():
+        spare.rename(staging)
+        try:
+            files = _update_tree(staging, out, outputs, unchanged, objects)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # built afresh below
+    if files is None:
+        files = _fill_tree(staging, out, outputs, unchanged, objects)
+    replaced = _swap_in(staging, out)
+    if replaced is not None:
+        replaced.rename(spare)  # the next build stages in it
+        return files, None
+    # A first build has no replaced tree to keep: make the spare one meanwhile.
+    linker = threading.Thread(target=_link_spare, args=(out, spare))
+    linker.start()
+    return files, linker
+
+
+def _spare_path(out: Path) -> Path:
+    """Where the tree OUT replaced is kept: the next build turns it into its staging tree, so it
+    changes only the files that changed instead of linking every file anew."""
+    return out.with_name(f".{out.name}.spare")
+
+
+def _fill_tree(
+    staging: Path,
+    out: Path,
+    outputs: dict[str, Output],
+    unchanged: dict[str, Written],
+    objects: ObjectStore,
+) -> dict[str, Written]:
+    """A new staging tree: unchanged files linked from OUT, the others from the object store."""
     staging.mkdir(parents=True)
-    stage = os.fspath(staging)
+    root, stage = os.fspath(out), os.fspath(staging)
     files = dict(unchanged)
     try:
         folders = {""}
@@ -347,19 +386,73 @@ def _stage_and_swap(
                 folders.add(folder)
             if path in unchanged:
                 os.link(f"{root}/{path}", f"{stage}/{path}")
-                continue
-            output = outputs[path]
-            target = Path(stage, path)
-            _place(objects, output, target)
-            st = target.stat()
-            files[path] = Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
+            else:
+                files[path] = _place(objects, outputs[path], Path(stage, path))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return files, _swap_in(staging, out)
+    return files
 
 
-def _place(objects: ObjectStore, output: Output, target: Path) -> None:
+def _update_tree(
+    staging: Path,
+    out: Path,
+    outputs: dict[str, Output],
+    unchanged: dict[str, Written],
+    objects: ObjectStore,
+) -> dict[str, Written]:
+    """Turn the spare tree (an earlier build's) at `staging` into the new one.
+
+    A file there is kept only when it is the very inode OUT holds with unchanged bytes (that
+    stat vouched for it); every other file is replaced or removed. So only what changed since
+    that build is written, and anything else the tree holds cannot leak into the new one.
+    """
+    root, stage = os.fspath(out), os.fspath(staging)
+    present = _existing_files(staging)
+    folders = {p.rpartition("/")[0] for p in present} | {""}
+    files = dict(unchanged)
+    for path in sorted(outputs):
+        target = f"{stage}/{path}"
+        if path in present:
+            kept = unchanged.get(path)
+            if kept is not None and os.stat(target).st_ino == kept.inode:
+                continue
+            os.unlink(target)
+        else:
+            folder = path.rpartition("/")[0]
+            if folder not in folders:
+                os.makedirs(f"{stage}/{folder}", exist_ok=True)
+                folders.add(folder)
+        if path in unchanged:
+            os.link(f"{root}/{path}", target)
+        else:
+            files[path] = _place(objects, outputs[path], Path(target))
+    emptied: set[str] = set()
+    for path in present - outputs.keys():
+        os.unlink(f"{stage}/{path}")
+        folder = path.rpartition("/")[0]
+        while folder and folder not in emptied:
+            emptied.add(folder)
+            folder = folder.rpartition("/")[0]
+    for folder in sorted(emptied, key=lambda f: -f.count("/")):
+        with contextlib.suppress(OSError):  # still holds files
+            os.rmdir(f"{stage}/{folder}")
+    return files
+
+
+def _link_spare(out: Path, spare: Path) -> None:
+    """Hard-link OUT's files into a spare tree; a failure only leaves the next build slower."""
+    partial = spare.with_name(f"{spare.name}-{os.getpid()}")
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(out, partial, copy_function=os.link)
+        shutil.rmtree(spare, ignore_errors=True)
+        partial.rename(spare)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _place(objects: ObjectStore, output: Output, target: Path) -> Written:
     """Put an object's bytes at target: a hard link where the file system allows, else a copy."""
     source = objects.path(output.sha)
     try:
@@ -369,12 +462,16 @@ def _place(objects: ObjectStore, output: Output, target: Path) -> None:
         if data is None:
             raise FeedsError(f"the cache lost the bytes of {output.path}", str(source)) from None
         target.write_bytes(data)
+    st = target.stat()
+    return Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
 
 
 def _staging_dirs(out: Path) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}.staging-*")) + sorted(
-        out.parent.glob(f".{out.name}.old-*")
-    )
+    return [
+        *sorted(out.parent.glob(f".{out.name}.staging-*")),
+        *sorted(out.parent.glob(f".{out.name}.spare-*")),
+        *sorted(out.parent.glob(f".{out.name}.old-*")),
+    ]
 
 
 def _recover(out: Path) -> None:

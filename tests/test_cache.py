@@ -123,6 +123,49 @@ def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_p
     assert "ko/2019-01-05.html" in edited.written and "ko/2019-01-12.html" not in edited.written
 
 
+def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp_path):
+    """The tree a build replaced is kept as .dist.spare and the next build stages in it:
+    whatever that tree holds, the new dist/ equals a build from scratch."""
+    _, expected = reference
+    src = copy_corpus(corpus, tmp_path)
+    settings = site(tmp_path / "cache", workers=1)
+    dist, spare = tmp_path / "dist", tmp_path / ".dist.spare"
+    build(src, dist, settings)
+    assert tree(spare) == expected  # a first build links one, to stage the next build in
+
+    # Damage the spare tree: other bytes under a file's name (a new inode), a stray file and
+    # folder, a missing file. None of it may reach dist/.
+    (spare / "ko" / "2019-01-12.html").unlink()
+    (spare / "ko" / "2019-01-12.html").write_bytes(b"<p>stale</p>")
+    (spare / "stray" / "deep").mkdir(parents=True)
+    (spare / "stray" / "deep" / "page.html").write_bytes(b"stray")
+    (spare / "en" / "index.html").unlink()
+    inodes = {path: path.stat().st_ino for path in dist.rglob("*") if path.is_file()}
+
+    digest = src / "2019-01-05.txt"
+    original = digest.read_text(encoding="utf-8-sig")
+    digest.write_text(original.replace("#", "#edited-", 1))
+    edited = build(src, dist, settings)
+    fresh = build(src, tmp_path / "fresh", site(tmp_path / "cache", workers=1))
+    assert tree(dist) == tree(tmp_path / "fresh") != expected
+    assert 0 < len(edited.written) < 60 and edited.unchanged > 600
+    kept = [
+        path
+        for path in inodes
+        if path.exists() and str(path.relative_to(dist)) not in edited.written
+    ]
+    assert len(kept) == edited.unchanged and all(p.stat().st_ino == inodes[p] for p in kept)
+    assert fresh.written and not (spare / "stray").exists()
+
+    # Back again (the feeds now say the note was updated): staged in the first build's tree.
+    digest.write_text(original)
+    build(src, dist, settings)
+    build(src, tmp_path / "fresh2", site(tmp_path / "cache", workers=1))
+    assert tree(dist) == tree(tmp_path / "fresh2")
+    assert {p.name for p in tmp_path.glob(".dist*")} == {".dist.spare"}
+    assert (spare / "ko" / "2019-01-12.html").read_bytes() != b"<p>stale</p>"
+
+
 def test_cache_dir_comes_from_the_environment(corpus, tmp_path, monkeypatch):
     from feeds.config import load_settings
 
