@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cache import FORMAT, Cache, ObjectStore, Output, Written, sha256, write_atomic
@@ -37,6 +37,9 @@ from .model import Note
 from .parse import Parsed, decode_digest, digest_files, parse_digest, read_archive
 from .state import STATE_FILE, dump_state, note_hash, parse_state, resolve_updates
 from .templating import default_templates_dir
+
+if TYPE_CHECKING:
+    from .jobs import Workers
 
 Progress = Callable[[str, int], None]
 """Told (stage, files so far) as the build goes: for a progress display."""
@@ -104,6 +107,7 @@ def render_salt(settings: Settings) -> str:
 class _Inputs:
     """Each digest file's parse-cache key, and a hash of every input but the note state."""
 
+    salt: str
     files: dict[Path, str]
     state: bytes | None
     digest: Any  # hashlib object over the salt, OUT and the digest files
@@ -128,7 +132,7 @@ def _read_inputs(src: Path, out: Path, salt: str) -> _Inputs:
         digest.update(data)
     state_path = src / STATE_FILE
     state = state_path.read_bytes() if state_path.exists() else None
-    return _Inputs(files, state, digest)
+    return _Inputs(salt, files, state, digest)
 
 
 def _parse_key(path: Path, data: bytes) -> str:
@@ -230,7 +234,29 @@ def _build(
         report.warnings = [Problem(*w, severity="warning") for w in last_warnings]
         report.timings["parse"] = time.perf_counter() - start
         return report
+    report.timings["parse"] = time.perf_counter() - start
 
+    # Imports the renderers (only when there is something to build) and starts the workers
+    # before the archive is loaded.
+    from .jobs import Workers
+    from .plan import worker_count
+
+    with Workers(settings, cache.objects, worker_count(settings)) as workers:
+        return _rebuild(src, out, settings, cache, inputs, last_files, workers, report, progress)
+
+
+def _rebuild(
+    src: Path,
+    out: Path,
+    settings: Settings,
+    cache: Cache,
+    inputs: _Inputs,
+    last_files: dict[str, Written],
+    workers: Workers,
+    report: BuildReport,
+    progress: Progress | None,
+) -> BuildReport:
+    start = time.perf_counter()
     memo = _ParseMemo(cache, inputs.files)
     loaded = read_archive(src, memo.parse)
     if loaded.errors:
@@ -239,9 +265,9 @@ def _build(
     updates = resolve_updates(
         loaded.archive, parse_state(inputs.state), settings.tz, memo.note_hash
     )
-    report.timings["parse"] = time.perf_counter() - start
+    report.timings["parse"] += time.perf_counter() - start
 
-    from .plan import plan  # imports the renderers: only when there is something to build
+    from .plan import plan
 
     stats: dict[str, os.stat_result] = {}
     root = os.fspath(out)
@@ -257,7 +283,15 @@ def _build(
         return _vouches(st, known)
 
     planned = plan(
-        loaded.archive, settings, updates, cache, salt, memo.note_hash, present, progress
+        loaded.archive,
+        settings,
+        updates,
+        cache,
+        inputs.salt,
+        memo.note_hash,
+        present,
+        workers,
+        progress,
     )
     for stage, seconds in planned.timings.items():
         report.timings[stage] = report.timings.get(stage, 0.0) + seconds

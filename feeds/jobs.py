@@ -12,6 +12,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .cache import Entry, ObjectStore, Output
 from .config import Settings
@@ -150,27 +151,56 @@ def _run_in_worker(job: Job) -> Rendered:
     return _WORKER.run(job)
 
 
-POOL_THRESHOLD = 48
-"""Below this many jobs, starting worker processes costs more than it saves."""
+POOL_THRESHOLD = 4
+"""Below this many jobs, handing them to worker processes costs more than it saves."""
 
 
-def render_jobs(
-    jobs: Sequence[Job], settings: Settings, store: ObjectStore, workers: int
-) -> Iterator[Rendered]:
-    """Run the jobs, in `workers` processes when there are enough of them; results in job order.
+class Workers:
+    """The processes that render jobs; with a count of 1, none (jobs run in this process).
 
-    Every job is a pure function of its fields, so the outputs are the same whatever the number
-    of workers or the order they finish in.
+    Started when a build begins and, where the system allows, forked before the archive is
+    loaded: each worker is then small, and has its templates ready by the time jobs are planned.
     """
-    if workers <= 1 or len(jobs) < POOL_THRESHOLD:
-        renderer = Renderer(settings, store)
-        for job in jobs:
-            yield renderer.run(job)
-        return
-    context = multiprocessing.get_context("spawn")
-    chunk = max(1, min(16, len(jobs) // (workers * 8)))
-    with context.Pool(workers, _start_worker, (settings, store)) as pool:
-        yield from pool.imap(_run_in_worker, jobs, chunksize=chunk)
+
+    def __init__(self, settings: Settings, store: ObjectStore, count: int):
+        self.settings = settings
+        self.store = store
+        self.count = count
+        self._pool: Any = None
+        if count > 1:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self._pool = context.Pool(count, _start_worker, (settings, store))
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def used_for(self, jobs: int) -> int:
+        """How many processes render that many jobs."""
+        return self.count if self._pool is not None and jobs >= POOL_THRESHOLD else 1
+
+    def render(self, jobs: Sequence[Job]) -> Iterator[Rendered]:
+        """Run the jobs; results in job order.
+
+        Every job is a pure function of its fields, so the outputs are the same whatever the
+        number of workers or the order they finish in.
+        """
+        if self.used_for(len(jobs)) == 1:
+            renderer = Renderer(self.settings, self.store)
+            for job in jobs:
+                yield renderer.run(job)
+            return
+        chunk = max(1, min(16, len(jobs) // (self.count * 8)))
+        yield from self._pool.imap(_run_in_worker, jobs, chunksize=chunk)
 
 
 def warnings_of(job: Job, entry: Entry) -> list[Problem]:

@@ -18,13 +18,12 @@ from .config import Settings
 from .errors import FeedsError, Problem
 from .feed import FeedEntry, render_opml
 from .jobs import (
-    POOL_THRESHOLD,
     DigestJob,
     FeedJob,
     Job,
     TagPageJob,
+    Workers,
     job_key,
-    render_jobs,
     warnings_of,
 )
 from .model import LANGS, Archive, DigestRef, Note, NoteRef, tag_key
@@ -153,6 +152,7 @@ def plan(
     salt: str,
     note_hash: Callable[[Note], str],
     present: Callable[[Output], bool],
+    workers: Workers,
     progress: Callable[[str, int], None] | None = None,
 ) -> Planned:
     """Every output of the build, in the object store. `present(output)`: OUT already holds it.
@@ -186,8 +186,7 @@ def plan(
             misses.append((key, job))
     timings = {"plan": time.perf_counter() - start}
 
-    workers = worker_count(settings)
-    rendered = render_jobs([job for _, job in misses], settings, cache.objects, workers)
+    rendered = workers.render([job for _, job in misses])
     for done, ((key, _), result) in enumerate(zip(misses, rendered, strict=True), 1):
         index[key] = result.entry
         for stage, seconds in result.seconds.items():
@@ -210,7 +209,7 @@ def plan(
         timings,
         rendered=len(misses),
         reused=len(index) - len(misses),
-        workers=workers if workers > 1 and len(misses) >= POOL_THRESHOLD else 1,
+        workers=workers.used_for(len(misses)),
     )
 
 
