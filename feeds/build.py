@@ -103,6 +103,14 @@ def render_salt(settings: Settings) -> str:
     return sha256("\n".join(parts).encode())
 
 
+FileStat = tuple[int, int, int, int]
+"""Size, mtime, ctime and inode of a file: equal stats mean bytes unchanged, unless fresh."""
+
+_FRESH_NS = 2_000_000_000
+"""A file changed this recently may change again within the same timestamp tick (file systems
+stamp in coarse steps), so its stat vouches for nothing: it is read again next time."""
+
+
 @dataclass
 class _Inputs:
     """Each digest file's parse-cache key, and a hash of every input but the note state."""
@@ -110,7 +118,8 @@ class _Inputs:
     salt: str
     files: dict[Path, str]
     state: bytes | None
-    digest: Any  # hashlib object over the salt, OUT and the digest files
+    digest: Any  # hashlib object over the salt, OUT and the digest files' parse keys
+    stats: dict[str, tuple[FileStat, str]]  # per digest file, the stat that vouches for its key
 
     def fingerprint(self, state: bytes | None) -> str:
         """Every input of a build, with the given note state (which the build itself updates)."""
@@ -119,20 +128,34 @@ class _Inputs:
         return str(found.hexdigest())
 
 
-def _read_inputs(src: Path, out: Path, salt: str) -> _Inputs:
+def _read_inputs(
+    src: Path, out: Path, salt: str, known: dict[str, tuple[FileStat, str]]
+) -> _Inputs:
+    """Each digest file's parse key (a hash of its name and bytes). A file whose stat is as the
+    last build recorded it is not read again."""
     digest = hashlib.sha256(f"{salt}\n{out.resolve()}\n".encode())
     files: dict[Path, str] = {}
+    stats: dict[str, tuple[FileStat, str]] = {}
+    settled = time.time_ns() - _FRESH_NS  # not an output date: only whether to trust a stat
     for path in digest_files(src):
+        name = os.path.abspath(path)
         try:
-            data = path.read_bytes()
+            st = os.stat(path)
+            stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            recorded = known.get(name)
+            if recorded is not None and recorded[0] == stat:
+                key = recorded[1]
+            else:
+                key = _parse_key(path, path.read_bytes())  # stat first: a later edit shows
         except OSError:
             continue  # reported by the parse step
-        files[path] = _parse_key(path, data)  # not the bytes: a warm build never needs them
-        digest.update(f"{path}\0{len(data)}\0".encode())
-        digest.update(data)
+        files[path] = key  # not the bytes: a warm build never needs them
+        if max(st.st_mtime_ns, st.st_ctime_ns) < settled:
+            stats[name] = (stat, key)
+        digest.update(f"{path}\0{key}\0".encode())
     state_path = src / STATE_FILE
     state = state_path.read_bytes() if state_path.exists() else None
-    return _Inputs(salt, files, state, digest)
+    return _Inputs(salt, files, state, digest, stats)
 
 
 def _parse_key(path: Path, data: bytes) -> str:
@@ -223,7 +246,10 @@ def _build(
     start = time.perf_counter()
     _recover(out)
     salt = render_salt(settings)
-    inputs = _read_inputs(src, out, salt)
+    known_stats = cache.load_input_stats()
+    inputs = _read_inputs(src, out, salt, known_stats)
+    if inputs.stats != known_stats:
+        cache.save_input_stats(inputs.stats)
     last_fingerprint, last_files, last_warnings = cache.load_record(out)
     if (
         last_fingerprint == inputs.fingerprint(inputs.state)

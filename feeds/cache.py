@@ -3,13 +3,16 @@
 Layout of cache_dir:
 
     objects/ab/abcdef...   one output's bytes, named by their SHA-256 (checked before reuse)
-    index.json             render key -> the outputs (path, SHA-256, size) and warnings it gave
+    index                  render key -> the outputs (path, SHA-256, size) and warnings it gave
     parsed/0 … parsed/f    per digest file, by a hash of its name and bytes: the parsed digest
                            (sixteen files, by the hash's first digit)
-    builds/<id>.json       per output folder: the input fingerprint of its last build and, per
+    inputs                 per digest file (absolute path), its stat and the parse key it vouches for
+    builds/<id>            per output folder: the input fingerprint of its last build and, per
                            file, SHA-256, size, mtime and inode as written
 
-Every file but the objects starts with the SHA-256 of the rest, so a damaged one is seen and
+All but the objects are pickles of plain tuples and dicts (quick to load; the cache is this
+user's own folder, like the objects it vouches for). Every file but the objects starts with
+the SHA-256 of the rest, so a damaged one is seen and
 ignored (the build then renders or reads what it needs afresh); an object whose bytes do not
 hash to its name is never used. Nothing here is ever published as is without that check.
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import gc
 import hashlib
-import json
 import os
 import pickle
 from collections.abc import Iterable, Iterator
@@ -30,7 +32,7 @@ from typing import Any
 
 from .errors import FeedsError
 
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever what the cache holds changes shape."""
 
 
@@ -217,36 +219,48 @@ class Cache:
             if item.name not in _PARSED_SHARDS:  # a stray file or an older layout
                 os.unlink(item.path)
 
+    # -- digest files as last read ---------------------------------------------------------
+
+    def load_input_stats(self) -> dict[str, Any]:
+        """Per digest file: ((size, mtime, ctime, inode), parse key) as a build last read it."""
+        raw = self._pickled("inputs")
+        return {
+            name: value
+            for name, value in (raw.items() if isinstance(raw, dict) else ())
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], tuple)
+        }
+
+    def save_input_stats(self, stats: dict[str, Any]) -> None:
+        self._write("inputs", pickle.dumps(stats, pickle.HIGHEST_PROTOCOL))
+
     # -- render index ----------------------------------------------------------------------
 
     def load_index(self) -> dict[str, Entry]:
-        raw = self._json("index.json")
-        index = {}
+        raw = self._pickled("index")
         try:
-            for key, (outputs, warnings) in raw.items():
-                index[key] = Entry(
-                    tuple(Output(p, s, n) for p, s, n in outputs),
-                    tuple((src, m, line) for src, m, line in warnings),
-                )
-        except (TypeError, ValueError):
+            return {
+                key: Entry(tuple(Output(p, s, n) for p, s, n in outputs), tuple(warnings))
+                for key, (outputs, warnings) in raw.items()
+            }
+        except (AttributeError, TypeError, ValueError):
             return {}
-        return index
 
     def save_index(self, index: dict[str, Entry]) -> None:
         raw = {
-            key: [[[o.path, o.sha, o.size] for o in entry.outputs], list(entry.warnings)]
-            for key, entry in sorted(index.items())
+            key: (tuple((o.path, o.sha, o.size) for o in entry.outputs), entry.warnings)
+            for key, entry in index.items()
         }
-        self._write("index.json", json.dumps(raw, separators=(",", ":")).encode())
+        self._write("index", pickle.dumps(raw, pickle.HIGHEST_PROTOCOL))
+        (self.root / "index.json").unlink(missing_ok=True)  # cache format 2 kept it as JSON
 
     # -- what a build left in an output folder ---------------------------------------------
 
     def _record_name(self, out: Path) -> str:
-        return f"builds/{sha256(os.fsencode(out.resolve()))[:32]}.json"
+        return f"builds/{sha256(os.fsencode(out.resolve()))[:32]}"
 
     def load_record(self, out: Path) -> tuple[str, dict[str, Written], list[Any]]:
         """(input fingerprint, files as written, warnings) of the last build into OUT."""
-        raw = self._json(self._record_name(out))
+        raw = self._pickled(self._record_name(out))
         try:
             files = {path: Written(*values) for path, values in raw["files"].items()}
             return str(raw["fingerprint"]), files, list(raw["warnings"])
@@ -258,18 +272,18 @@ class Cache:
     ) -> None:
         raw = {
             "fingerprint": fingerprint,
-            "files": {
-                path: [w.sha, w.size, w.mtime_ns, w.inode] for path, w in sorted(files.items())
-            },
+            "files": {path: (w.sha, w.size, w.mtime_ns, w.inode) for path, w in files.items()},
             "warnings": list(warnings),
         }
-        self._write(self._record_name(out), json.dumps(raw, separators=(",", ":")).encode())
+        name = self._record_name(out)
+        self._write(name, pickle.dumps(raw, pickle.HIGHEST_PROTOCOL))
+        (self.root / f"{name}.json").unlink(missing_ok=True)  # cache format 2 kept it as JSON
 
-    def _json(self, name: str) -> Any:
+    def _pickled(self, name: str) -> Any:
         payload = self._read(name)
         if payload is None:
             return {}
         try:
-            return json.loads(payload[1:])
-        except ValueError:
+            return pickle.loads(payload[1:])
+        except Exception:  # a sealed file of another version: start afresh
             return {}

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from .model import Archive, Digest, Note
@@ -77,9 +78,15 @@ def resolve_updates(
 
 def dump_state(state: dict[str, Any]) -> bytes:
     """The state as JSON with one note per line, so an edit shows as a one-line diff."""
-    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
-    notes = ",\n".join(f"{encode(key)}: {encode(value)}" for key, value in state["notes"].items())
-    return f'{{"version": {encode(state["version"])}, "notes": {{\n{notes}\n}}}}\n'.encode()
+    string = encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str, in C
+
+    def line(key: str, value: dict[str, str | None]) -> str:
+        updated = value["updated"]
+        when = "null" if updated is None else string(updated)
+        return f'{string(key)}: {{"hash": {string(value["hash"])}, "updated": {when}}}'
+
+    notes = ",\n".join(line(key, value) for key, value in state["notes"].items())
+    return f'{{"version": {state["version"]:d}, "notes": {{\n{notes}\n}}}}\n'.encode()
 
 
 def parse_state(data: bytes | None) -> dict[str, Any] | None:

@@ -166,6 +166,36 @@ def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp
     assert (spare / "ko" / "2019-01-12.html").read_bytes() != b"<p>stale</p>"
 
 
+def test_a_digest_edited_without_changing_size_or_mtime_is_read_again(
+    corpus, tmp_path, monkeypatch
+):
+    """A digest file whose stat is as the last build recorded is not read again; any write
+    changes its ctime, which no one can set back, so even a same-size edit with the old mtime
+    put back is seen."""
+    import feeds.build
+
+    monkeypatch.setattr(feeds.build, "_FRESH_NS", 0)  # trust stats at once, not 2 s later
+    src = copy_corpus(corpus, tmp_path)
+    settings = site(tmp_path / "cache", workers=1)
+    build(src, tmp_path / "dist", settings)
+    assert build(src, tmp_path / "dist", settings).written == []
+
+    digest = src / "2019-01-12.txt"
+    before = digest.stat()
+    data = digest.read_bytes()
+    title = data.splitlines()[2].decode()
+    edited = data.replace(title.encode(), title[::-1].encode(), 1)
+    assert len(edited) == len(data) and edited != data
+    digest.write_bytes(edited)
+    os.utime(digest, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert digest.stat().st_mtime_ns == before.st_mtime_ns
+
+    report = build(src, tmp_path / "dist", settings)
+    assert "ko/2019-01-12.html" in report.written
+    page = (tmp_path / "dist" / "ko" / "2019-01-12.html").read_text()
+    assert title[::-1][:20] in page
+
+
 def test_cache_dir_comes_from_the_environment(corpus, tmp_path, monkeypatch):
     from feeds.config import load_settings
 
