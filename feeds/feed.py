@@ -181,21 +181,28 @@ def _json_feed(channel: Channel, items: list[Item], settings: Settings) -> bytes
     }
     if settings.websub_hub:
         document["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
-    document["items"] = [
-        {
-            "id": item.id,
-            "url": item.url,
-            "title": item.title,
-            "content_html": item.content_html,
-            "summary": item.summary,
-            "date_published": item.published.isoformat(),
-            "date_modified": item.updated.isoformat(),
-            "tags": list(item.tags),
-            "language": channel.lang,
-        }
+    items_json = [
+        json.dumps(
+            {
+                "id": item.id,
+                "url": item.url,
+                "title": item.title,
+                "content_html": item.content_html,
+                "summary": item.summary,
+                "date_published": item.published.isoformat(),
+                "date_modified": item.updated.isoformat(),
+                "tags": list(item.tags),
+                "language": channel.lang,
+            },
+            ensure_ascii=False,
+        )
         for item in items
     ]
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+    # One item per line: readable and diffable, and each line comes from json's C encoder
+    # (indenting everything takes the pure-Python one, a quarter of a feed's render time).
+    head = json.dumps(document, ensure_ascii=False, indent=2)[: -len("\n}")]
+    listed = "[\n    " + ",\n    ".join(items_json) + "\n  ]" if items_json else "[]"
+    return f'{head},\n  "items": {listed}\n}}\n'.encode()
 
 
 def render_feed(
