@@ -12,17 +12,29 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from .cache import Entry, ObjectStore, Output
 from .config import Settings
 from .errors import Problem
-from .feed import FeedEntry, render_feed
+from .feed import FeedEntry, render_feed, render_opml
 from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef
 from .newsletter import render_newsletter
 from .site import SiteRenderer, TagPages
 from .templating import make_environment
-from .urls import digest_page_path, tag_page_path, tag_slug
+from .urls import (
+    HOME_PATH,
+    NOT_FOUND_PATH,
+    OPML_PATH,
+    ROBOTS_PATH,
+    SITEMAP_PATH,
+    archive_page_path,
+    digest_page_path,
+    tag_index_path,
+    tag_page_path,
+    tag_slug,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,21 @@ class FeedJob:
     tag: str | None
     entries: tuple[FeedEntry, ...]
 
+
+@dataclass(frozen=True, slots=True)
+class SiteJob:
+    """The site-wide files: landing page, archives, tag indexes, 404, sitemap, robots, OPML.
+
+    They depend on the whole archive, so they render every build, beside the other jobs.
+    """
+
+    refs: tuple[DigestRef, ...]  # every digest, newest first
+    tag_counts: tuple[tuple[str, int], ...]  # display spelling and notes, most used first
+    tags: tuple[str, ...]  # display spellings, by key
+    sitemap: tuple[tuple[str, date], ...]  # path and when it last changed
+
+
+LATEST_ON_HOME = 10
 
 Job = DigestJob | TagPageJob | FeedJob
 
@@ -123,12 +150,36 @@ class Renderer:
             seconds["feeds"] = time.perf_counter() - start
         return outputs, warnings, seconds
 
-    def run(self, job: Job) -> Rendered:
+    def site_wide(self, job: SiteJob) -> Rendered:
+        start = time.perf_counter()
+        site = self.site
+        outputs = [(HOME_PATH, site.home(job.refs[:LATEST_ON_HOME]))]
+        for lang in LANGS:
+            outputs.append((archive_page_path(lang), site.archive_page(lang, job.refs)))
+            outputs.append((tag_index_path(lang), site.tag_index(lang, job.tag_counts)))
+        outputs.append((NOT_FOUND_PATH, site.not_found()))
+        outputs.append((SITEMAP_PATH, site.sitemap(job.sitemap)))
+        outputs.append((ROBOTS_PATH, site.robots()))
+        outputs.append((OPML_PATH, render_opml(job.tags, self.settings)))
+        return self._stored(outputs, [], {"pages": time.perf_counter() - start}, None)
+
+    def run(self, job: Job | SiteJob) -> Rendered:
+        if isinstance(job, SiteJob):
+            return self.site_wide(job)
         outputs, warnings, seconds = self.outputs(job)
+        own = job.digest.source if isinstance(job, DigestJob) else None
+        return self._stored(outputs, warnings, seconds, own)
+
+    def _stored(
+        self,
+        outputs: list[tuple[str, bytes]],
+        warnings: list[Problem],
+        seconds: dict[str, float],
+        own: str | None,
+    ) -> Rendered:
         start = time.perf_counter()
         stored = tuple(Output(path, self.store.put(data), len(data)) for path, data in outputs)
         seconds["write"] = time.perf_counter() - start
-        own = job.digest.source if isinstance(job, DigestJob) else None
         return Rendered(
             Entry(
                 stored,
@@ -146,7 +197,7 @@ def _start_worker(settings: Settings, store: ObjectStore) -> None:
     _WORKER = Renderer(settings, store)
 
 
-def _run_in_worker(job: Job) -> Rendered:
+def _run_in_worker(job: Job | SiteJob) -> Rendered:
     assert _WORKER is not None
     return _WORKER.run(job)
 
@@ -187,6 +238,13 @@ class Workers:
     def used_for(self, jobs: int) -> int:
         """How many processes render that many jobs."""
         return self.count if self._pool is not None and jobs >= POOL_THRESHOLD else 1
+
+    def submit(self, job: SiteJob) -> Callable[[], Rendered]:
+        """Start the job in a worker where there are workers; returns how to wait for it."""
+        if self._pool is None:
+            return lambda: Renderer(self.settings, self.store).run(job)
+        pending = self._pool.apply_async(_run_in_worker, (job,))
+        return lambda: pending.get()  # type: ignore[no-any-return]
 
     def render(self, jobs: Sequence[Job]) -> Iterator[Rendered]:
         """Run the jobs; results in job order.

@@ -2,7 +2,8 @@
 
 The per-digest, per-tag and per-feed outputs come from jobs (feeds.jobs) keyed by a hash
 of what they render from; the few site-wide files (landing page, archives, tag index,
-404, sitemap, robots, OPML) depend on the whole archive and are rendered every time.
+404, sitemap, robots, OPML) depend on the whole archive and are rendered every time, by a
+worker while this process plans the rest.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from datetime import date
 from .cache import Cache, Entry, Output
 from .config import Settings
 from .errors import FeedsError, Problem
-from .feed import FeedEntry, render_opml
+from .feed import FeedEntry
 from .jobs import (
     DigestJob,
     FeedJob,
     Job,
+    SiteJob,
     TagPageJob,
     Workers,
     job_key,
@@ -28,15 +30,11 @@ from .jobs import (
 )
 from .model import LANGS, Archive, DigestRef, Note, NoteRef, tag_key
 from .newsletter import check_mjml_templates
-from .site import SiteRenderer, TagPages
+from .site import TagPages
 from .state import Updates
 from .templating import make_environment
 from .urls import (
     HOME_PATH,
-    NOT_FOUND_PATH,
-    OPML_PATH,
-    ROBOTS_PATH,
-    SITEMAP_PATH,
     archive_page_path,
     digest_page_path,
     tag_index_path,
@@ -44,8 +42,6 @@ from .urls import (
     tag_slug,
     tag_slugs,
 )
-
-LATEST_ON_HOME = 10
 
 
 @dataclass
@@ -168,6 +164,8 @@ def plan(
         key: tag_pages(notes, settings.tag_page_size) for key, notes in _tagged(archive).items()
     }
 
+    # Rendered by a worker while this process plans the other jobs.
+    site_wide = workers.submit(_site_job(archive, tags, pages_of))
     start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
@@ -194,14 +192,15 @@ def plan(
         if progress is not None and done % 50 == 0:
             progress("rendering", done)
 
-    start = time.perf_counter()
     outputs: dict[str, Output] = {}
     for entry in index.values():
         for output in entry.outputs:
             _add(outputs, output)
-    for path, data in _site_wide(archive, settings, env, tags, pages_of):
-        _add(outputs, Output(path, cache.objects.put(data), len(data)))
-    timings["pages"] = timings.get("pages", 0.0) + time.perf_counter() - start
+    site = site_wide()
+    for output in site.entry.outputs:
+        _add(outputs, output)
+    for stage, seconds in site.seconds.items():
+        timings[stage] = timings.get(stage, 0.0) + seconds
     return Planned(
         outputs,
         index,
@@ -219,31 +218,19 @@ def _add(outputs: dict[str, Output], output: Output) -> None:
     outputs[output.path] = output
 
 
-def _site_wide(
-    archive: Archive,
-    settings: Settings,
-    env: object,
-    tags: dict[str, str],
-    pages_of: dict[str, TagPageList],
-) -> Iterator[tuple[str, bytes]]:
-    site = SiteRenderer(settings, env)  # type: ignore[arg-type]
-    refs = [d.ref for d in archive.digests]
+def _site_job(archive: Archive, tags: dict[str, str], pages_of: dict[str, TagPageList]) -> SiteJob:
+    refs = tuple(d.ref for d in archive.digests)
     newest = refs[0].date if refs else date(1970, 1, 1)
     counts = {key: pages[-1][0].total for key, pages in pages_of.items()}  # main page: last
     by_use = sorted(tags.items(), key=lambda kv: (-counts[kv[0]], kv[0]))
-
     sitemap: list[tuple[str, date]] = [(HOME_PATH, newest)]
-    yield HOME_PATH, site.home(refs[:LATEST_ON_HOME])
     for lang in LANGS:
-        yield archive_page_path(lang), site.archive_page(lang, refs)
-        yield tag_index_path(lang), site.tag_index(lang, [(d, counts[k]) for k, d in by_use])
         sitemap += [(archive_page_path(lang), newest), (tag_index_path(lang), newest)]
         sitemap += [(digest_page_path(lang, r.id), r.date) for r in refs]
         for key, display in tags.items():
             for pages, notes in pages_of[key]:
                 path = tag_page_path(lang, tag_slug(display), pages.number)
                 sitemap.append((path, notes[0][0].date))  # newest first: when it last changed
-    yield NOT_FOUND_PATH, site.not_found()
-    yield SITEMAP_PATH, site.sitemap(sitemap)
-    yield ROBOTS_PATH, site.robots()
-    yield OPML_PATH, render_opml(list(tags.values()), settings)
+    return SiteJob(
+        refs, tuple((d, counts[k]) for k, d in by_use), tuple(tags.values()), tuple(sitemap)
+    )
