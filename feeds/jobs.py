@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -209,8 +210,9 @@ POOL_THRESHOLD = 4
 class Workers:
     """The processes that render jobs; with a count of 1, none (jobs run in this process).
 
-    Started when a build begins and, where the system allows, forked before the archive is
-    loaded: each worker is then small, and has its templates ready by the time jobs are planned.
+    Started when a build begins and, where the system allows and no other thread runs, forked
+    before the archive is loaded: each worker is then small, and has its templates ready by the
+    time jobs are planned.
     """
 
     def __init__(self, settings: Settings, store: ObjectStore, count: int):
@@ -219,8 +221,11 @@ class Workers:
         self.count = count
         self._pool: Any = None
         if count > 1:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            # Forking a process with other threads (feeds serve's) may copy a lock some thread
+            # holds; then the workers start afresh instead.
+            alone = threading.active_count() == 1
+            fork = alone and "fork" in multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if fork else "spawn")
             self._pool = context.Pool(count, _start_worker, (settings, store))
 
     def __enter__(self) -> Workers:
