@@ -419,7 +419,12 @@ def _stage_and_swap(
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # built afresh below
     if files is None:
-        files = _fill_tree(staging, out, outputs, unchanged, objects)
+        staging.mkdir(parents=True)
+        try:
+            files = _update_tree(staging, out, outputs, unchanged, objects)  # every file anew
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     replaced = _swap_in(staging, out)
     if replaced is not None:
         replaced.rename(spare)  # the next build stages in it
@@ -436,34 +441,6 @@ def _spare_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.spare")
 
 
-def _fill_tree(
-    staging: Path,
-    out: Path,
-    outputs: dict[str, Output],
-    unchanged: dict[str, Written],
-    objects: ObjectStore,
-) -> dict[str, Written]:
-    """A new staging tree: unchanged files linked from OUT, the others from the object store."""
-    staging.mkdir(parents=True)
-    root, stage = os.fspath(out), os.fspath(staging)
-    files = dict(unchanged)
-    try:
-        folders = {""}
-        for path in sorted(outputs):
-            folder = path.rpartition("/")[0]
-            if folder not in folders:
-                os.makedirs(f"{stage}/{folder}", exist_ok=True)
-                folders.add(folder)
-            if path in unchanged:
-                os.link(f"{root}/{path}", f"{stage}/{path}")
-            else:
-                files[path] = _place(objects, outputs[path], Path(stage, path))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return files
-
-
 def _update_tree(
     staging: Path,
     out: Path,
@@ -471,7 +448,7 @@ def _update_tree(
     unchanged: dict[str, Written],
     objects: ObjectStore,
 ) -> dict[str, Written]:
-    """Turn the spare tree (an earlier build's) at `staging` into the new one.
+    """Turn the tree at `staging` (empty, or the spare tree of an earlier build) into the new one.
 
     A file there is kept only when it is the very inode OUT holds with unchanged bytes (that
     stat vouched for it); every other file is replaced or removed. So only what changed since

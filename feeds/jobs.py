@@ -220,6 +220,7 @@ class Workers:
         self.store = store
         self.count = count
         self._pool: Any = None
+        self._here: Renderer | None = None  # for jobs run in this process, made when needed
         if count > 1:
             # Forking a process with other threads (feeds serve's) may copy a lock some thread
             # holds; then the workers start afresh instead.
@@ -244,10 +245,15 @@ class Workers:
         """How many processes render that many jobs."""
         return self.count if self._pool is not None and jobs >= POOL_THRESHOLD else 1
 
+    def _renderer(self) -> Renderer:
+        if self._here is None:
+            self._here = Renderer(self.settings, self.store)
+        return self._here
+
     def submit(self, job: SiteJob) -> Callable[[], Rendered]:
         """Start the job in a worker where there are workers; returns how to wait for it."""
         if self._pool is None:
-            return lambda: Renderer(self.settings, self.store).run(job)
+            return lambda: self._renderer().run(job)
         pending = self._pool.apply_async(_run_in_worker, (job,))
         return lambda: pending.get()  # type: ignore[no-any-return]
 
@@ -258,7 +264,7 @@ class Workers:
         number of workers or the order they finish in.
         """
         if self.used_for(len(jobs)) == 1:
-            renderer = Renderer(self.settings, self.store)
+            renderer = self._renderer()
             for job in jobs:
                 yield renderer.run(job)
             return

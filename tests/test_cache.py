@@ -146,7 +146,7 @@ def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp
     original = digest.read_text(encoding="utf-8-sig")
     digest.write_text(original.replace("#", "#edited-", 1))
     edited = build(src, dist, settings)
-    fresh = build(src, tmp_path / "fresh", site(tmp_path / "cache", workers=1))
+    build(src, tmp_path / "fresh", site(tmp_path / "cache", workers=1))
     assert tree(dist) == tree(tmp_path / "fresh") != expected
     assert 0 < len(edited.written) < 60 and edited.unchanged > 600
     kept = [
@@ -155,7 +155,7 @@ def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp
         if path.exists() and str(path.relative_to(dist)) not in edited.written
     ]
     assert len(kept) == edited.unchanged and all(p.stat().st_ino == inodes[p] for p in kept)
-    assert fresh.written and not (spare / "stray").exists()
+    assert not (spare / "stray").exists()
 
     # Back again (the feeds now say the note was updated): staged in the first build's tree.
     digest.write_text(original)
