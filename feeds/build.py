@@ -179,15 +179,21 @@ def _stat_matches(path: Path, written: Written) -> bool:
         return False
 
 
-def _existing_files(root: Path) -> set[str]:
-    """Every file under root, as a path relative to it with "/" between parts."""
+def _existing_files(root: Path) -> dict[str, int]:
+    """Every file under root, as a path relative to it with "/" between parts, and its inode
+    as the folder lists it (no stat per file)."""
+    found: dict[str, int] = {}
     if not root.is_dir():
-        return set()
-    top = os.fspath(root)
-    found = set()
-    for dirpath, _, names in os.walk(top):
-        prefix = dirpath[len(top) + 1 :].replace(os.sep, "/")
-        found.update(f"{prefix}/{name}" if prefix else name for name in names)
+        return found
+    folders = [(os.fspath(root), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, f"{prefix}{entry.name}/"))
+                else:
+                    found[f"{prefix}{entry.name}"] = entry.inode()
     return found
 
 
@@ -255,7 +261,7 @@ def _build(
     if (
         last_fingerprint == inputs.fingerprint(inputs.state)
         and all(_stat_matches(out / path, w) for path, w in last_files.items())
-        and _existing_files(out) == last_files.keys()
+        and _existing_files(out).keys() == last_files.keys()
     ):
         report.unchanged = len(last_files)
         report.warnings = [Problem(*w, severity="warning") for w in last_warnings]
@@ -329,6 +335,7 @@ def _rebuild(
         workers,
         progress,
     )
+    workers.close()  # everything is rendered: give their memory back before staging
     for stage, seconds in planned.timings.items():
         report.timings[stage] = report.timings.get(stage, 0.0) + seconds
     report.rendered, report.reused, report.workers = (
@@ -402,7 +409,7 @@ def _stage_and_swap(
             unchanged[path] = Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
     report.unchanged = len(unchanged)
     report.written = sorted(p for p in outputs if p not in unchanged)
-    report.removed = sorted(existing - outputs.keys())
+    report.removed = sorted(existing.keys() - outputs.keys())
     report.bytes_written = sum(outputs[p].size for p in report.written)
     if not report.written and not report.removed and out.is_dir():
         return unchanged, None
@@ -462,7 +469,7 @@ def _update_tree(
         target = f"{stage}/{path}"
         if path in present:
             kept = unchanged.get(path)
-            if kept is not None and os.stat(target).st_ino == kept.inode:
+            if kept is not None and present[path] == kept.inode:
                 continue
             os.unlink(target)
         else:
@@ -475,7 +482,7 @@ def _update_tree(
         else:
             files[path] = _place(objects, outputs[path], Path(target))
     emptied: set[str] = set()
-    for path in present - outputs.keys():
+    for path in present.keys() - outputs.keys():
         os.unlink(f"{stage}/{path}")
         folder = path.rpartition("/")[0]
         while folder and folder not in emptied:
