@@ -2,7 +2,7 @@
 
 A job holds no reference to the archive, so it can run in any process, and its outputs
 depend on nothing but its fields, the settings and the templates: the hash of those
-(`job_key`) names them in the render cache.
+(`JobKeys`) names them in the render cache.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import hashlib
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -87,25 +87,61 @@ def _ref(ref: DigestRef | None) -> str:
     return "-" if ref is None else f"{ref.id} {ref.date} {ref.part} {ref.size}"
 
 
-def job_key(job: Job, salt: str, note_hash: Callable[[Note], str]) -> str:
-    """A hash of everything the job's outputs depend on, besides the salt (settings, templates, code)."""
-    if isinstance(job, DigestJob):
-        d = job.digest
-        # Not d.source: moving the project must not invalidate the cache (see warnings_of).
-        parts = ["digest", _ref(d.ref), _ref(job.newer), _ref(job.older)]
-        parts += [f"{n.slug} {note_hash(n)}" for n in d.notes]
-    elif isinstance(job, TagPageJob):
-        parts = ["tag", job.tag, repr(job.pages)]
-        # A tag page lists titles and authors only: a note's text can change without it.
-        parts += [f"{_ref(r)} {n.slug}\0{n.title}\0{', '.join(n.authors)}" for r, n in job.notes]
-    else:
-        parts = ["feed", job.lang, job.tag or "-"]
-        parts += [
-            f"{_ref(e.digest)} {e.index} {e.note.slug} {note_hash(e.note)} {e.updated}"
-            for e in job.entries
+class JobKeys:
+    """Job keys for one build: a hash of everything a job's outputs depend on, besides the salt
+    (settings, templates, code).
+
+    A digest or note shows up in many jobs (a note in its tag pages and in several feeds, per
+    language), so its part of a key is made once per build and found again by identity.
+    """
+
+    def __init__(self, salt: str, note_hash: Callable[[Note], str]):
+        self.salt = salt
+        self.note_hash = note_hash
+        self._parts: dict[int, tuple[object, str]] = {}  # id -> (the object, to pin the id; part)
+
+    def _part(self, thing: Any, make: Callable[[Any], str]) -> str:
+        found = self._parts.get(id(thing))
+        if found is None or found[0] is not thing:
+            found = self._parts[id(thing)] = (thing, make(thing))
+        return found[1]
+
+    def _parts_of(self, things: Sequence[Any], make: Callable[[Any], str]) -> list[str]:
+        known = self._parts  # inlined lookups: this runs for every note of every tag page and feed
+        return [
+            found[1]
+            if (found := known.get(id(thing))) is not None and found[0] is thing
+            else self._part(thing, make)
+            for thing in things
         ]
-    # Slugs, ids and tags hold no whitespace or newlines, so joining them is unambiguous.
-    return hashlib.sha256("\n".join([salt, *parts]).encode()).hexdigest()
+
+    def _digest(self, ref: DigestRef | None) -> str:
+        return "-" if ref is None else self._part(ref, _ref)
+
+    def _listed(self, listed: tuple[DigestRef, NoteRef]) -> str:
+        # A tag page lists titles and authors only: a note's text can change without it.
+        ref, n = listed
+        return f"{self._digest(ref)} {n.slug}\0{n.title}\0{', '.join(n.authors)}"
+
+    def _entry(self, e: FeedEntry) -> str:
+        return (
+            f"{self._digest(e.digest)} {e.index} {e.note.slug} {self.note_hash(e.note)} {e.updated}"
+        )
+
+    def __call__(self, job: Job) -> str:
+        if isinstance(job, DigestJob):
+            d = job.digest
+            # Not d.source: moving the project must not invalidate the cache (see warnings_of).
+            parts = ["digest", _ref(d.ref), self._digest(job.newer), self._digest(job.older)]
+            parts += [f"{n.slug} {self.note_hash(n)}" for n in d.notes]
+        elif isinstance(job, TagPageJob):
+            parts = ["tag", job.tag, repr(job.pages)]
+            parts += self._parts_of(job.notes, self._listed)
+        else:
+            parts = ["feed", job.lang, job.tag or "-"]
+            parts += self._parts_of(job.entries, self._entry)
+        # Slugs, ids and tags hold no whitespace or newlines, so joining them is unambiguous.
+        return hashlib.sha256("\n".join([self.salt, *parts]).encode()).hexdigest()
 
 
 @dataclass
@@ -203,22 +239,20 @@ def _run_in_worker(job: Job | SiteJob) -> Rendered:
     return _WORKER.run(job)
 
 
-POOL_THRESHOLD = 4
-"""Below this many jobs, handing them to worker processes costs more than it saves."""
-
-
 class Workers:
     """The processes that render jobs; with a count of 1, none (jobs run in this process).
 
     Started when a build begins and, where the system allows and no other thread runs, forked
     before the archive is loaded: each worker is then small, and has its templates ready by the
-    time jobs are planned.
+    time jobs are planned. A job handed to them starts at once, so they render while this
+    process is still planning what else to render.
     """
 
     def __init__(self, settings: Settings, store: ObjectStore, count: int):
         self.settings = settings
         self.store = store
         self.count = count
+        self.started = 0
         self._pool: Any = None
         self._here: Renderer | None = None  # for jobs run in this process, made when needed
         if count > 1:
@@ -241,35 +275,28 @@ class Workers:
             self._pool.join()
             self._pool = None
 
-    def used_for(self, jobs: int) -> int:
-        """How many processes render that many jobs."""
-        return self.count if self._pool is not None and jobs >= POOL_THRESHOLD else 1
+    @property
+    def used(self) -> int:
+        """How many processes rendered the jobs started so far."""
+        return self.count if self._pool is not None and self.started else 1
 
     def _renderer(self) -> Renderer:
         if self._here is None:
             self._here = Renderer(self.settings, self.store)
         return self._here
 
-    def submit(self, job: SiteJob) -> Callable[[], Rendered]:
-        """Start the job in a worker where there are workers; returns how to wait for it."""
-        if self._pool is None:
-            return lambda: self._renderer().run(job)
-        pending = self._pool.apply_async(_run_in_worker, (job,))
-        return lambda: pending.get()  # type: ignore[no-any-return]
-
-    def render(self, jobs: Sequence[Job]) -> Iterator[Rendered]:
-        """Run the jobs; results in job order.
+    def start(self, job: Job | SiteJob) -> Callable[[], Rendered]:
+        """Hand the job to a worker (in this process: run it when asked); returns how to get
+        its result.
 
         Every job is a pure function of its fields, so the outputs are the same whatever the
         number of workers or the order they finish in.
         """
-        if self.used_for(len(jobs)) == 1:
-            renderer = self._renderer()
-            for job in jobs:
-                yield renderer.run(job)
-            return
-        chunk = max(1, min(16, len(jobs) // (self.count * 8)))
-        yield from self._pool.imap(_run_in_worker, jobs, chunksize=chunk)
+        self.started += 1
+        if self._pool is None:
+            return lambda: self._renderer().run(job)
+        pending = self._pool.apply_async(_run_in_worker, (job,))
+        return lambda: pending.get()  # type: ignore[no-any-return]
 
 
 def warnings_of(job: Job, entry: Entry) -> list[Problem]:

@@ -22,10 +22,11 @@ from .jobs import (
     DigestJob,
     FeedJob,
     Job,
+    JobKeys,
+    Rendered,
     SiteJob,
     TagPageJob,
     Workers,
-    job_key,
     warnings_of,
 )
 from .model import LANGS, Archive, DigestRef, Note, NoteRef, tag_key
@@ -65,11 +66,10 @@ def worker_count(settings: Settings) -> int:
 TagList = list[tuple[DigestRef, NoteRef]]
 
 
-def _tagged(archive: Archive) -> dict[str, TagList]:
+def _tagged(archive: Archive, refs: tuple[DigestRef, ...]) -> dict[str, TagList]:
     """Per tag key, its notes newest first."""
     by_tag: dict[str, TagList] = {}
-    for digest in archive.digests:
-        ref = digest.ref
+    for digest, ref in zip(archive.digests, refs, strict=True):
         for note in digest.notes:
             listed = (ref, note.ref)
             for tag in note.tags:
@@ -105,39 +105,44 @@ TagPageList = list[tuple[TagPages, TagList]]
 
 def _jobs(
     archive: Archive,
+    refs: tuple[DigestRef, ...],
     settings: Settings,
     updates: Updates,
     tags: dict[str, str],
     pages_of: dict[str, TagPageList],
 ) -> Iterator[Job]:
     digests = archive.digests
-    refs = [d.ref for d in digests]
     for index, digest in enumerate(digests):
         newer = refs[index - 1] if index > 0 else None
         older = refs[index + 1] if index + 1 < len(refs) else None
         yield DigestJob(digest, newer, older)
 
+    # Feeds before tag pages: they cost the most to render and the least to key, so the
+    # workers get them early while this process keys the rest.
+    limit = settings.feed_limit or None
+    newest: list[FeedEntry] = []
+    tagged: dict[str, list[FeedEntry]] = {key: [] for key in tags}
+    for digest, ref in zip(digests, refs, strict=True):
+        for position, note in enumerate(digest.notes):
+            wanted = [
+                found
+                for found in {tag_key(tag): None for tag in note.tags}
+                if limit is None or len(tagged[found]) < limit
+            ]
+            if wanted or limit is None or len(newest) < limit:
+                entry = FeedEntry(ref, position, note, updates.of(digest, note))
+                if limit is None or len(newest) < limit:
+                    newest.append(entry)
+                for found in wanted:
+                    tagged[found].append(entry)
+    for lang in LANGS:
+        yield FeedJob(lang, None, tuple(newest))
+        for key, display in tags.items():
+            yield FeedJob(lang, display, tuple(tagged[key]))
+
     for key, display in tags.items():
         for pages, notes in pages_of[key]:
             yield TagPageJob(display, tuple(notes), pages)
-
-    entries = [
-        FeedEntry(ref, position, note, updates.of(digest, note))
-        for digest, ref in zip(digests, refs, strict=True)
-        for position, note in enumerate(digest.notes)
-    ]
-
-    limit = settings.feed_limit or None
-    tagged: dict[str, list[FeedEntry]] = {}
-    for entry in entries:
-        for tag in entry.note.tags:
-            found = tagged.setdefault(tag_key(tag), [])
-            if limit is None or len(found) < limit:
-                found.append(entry)
-    for lang in LANGS:
-        yield FeedJob(lang, None, tuple(entries[:limit]))
-        for key, display in tags.items():
-            yield FeedJob(lang, display, tuple(tagged[key]))
 
 
 def plan(
@@ -160,19 +165,22 @@ def plan(
     check_mjml_templates(env)
     tags = archive.tags()
     tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
+    refs = tuple(d.ref for d in archive.digests)  # one per digest: JobKeys knows them by identity
     pages_of = {
-        key: tag_pages(notes, settings.tag_page_size) for key, notes in _tagged(archive).items()
+        key: tag_pages(notes, settings.tag_page_size)
+        for key, notes in _tagged(archive, refs).items()
     }
 
     # Rendered by a worker while this process plans the other jobs.
-    site_wide = workers.submit(_site_job(archive, tags, pages_of))
+    site_wide = workers.start(_site_job(refs, tags, pages_of))
     start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
     jobs: list[tuple[str, Job]] = []
-    misses: list[tuple[str, Job]] = []
-    for job in _jobs(archive, settings, updates, tags, pages_of):
-        key = job_key(job, salt, note_hash)
+    misses: list[tuple[str, Callable[[], Rendered]]] = []
+    job_key = JobKeys(salt, note_hash)
+    for job in _jobs(archive, refs, settings, updates, tags, pages_of):
+        key = job_key(job)
         jobs.append((key, job))
         entry = known.get(key)
         if entry is not None and all(
@@ -181,11 +189,12 @@ def plan(
             index[key] = entry
         else:
             index[key] = Entry(())  # placeholder keeps the plan's order
-            misses.append((key, job))
+            misses.append((key, workers.start(job)))  # a worker starts on it now
+    del job_key  # its memo of every note's key part: free while the workers render
     timings = {"plan": time.perf_counter() - start}
 
-    rendered = workers.render([job for _, job in misses])
-    for done, ((key, _), result) in enumerate(zip(misses, rendered, strict=True), 1):
+    for done, (key, rendered) in enumerate(misses, 1):
+        result = rendered()
         index[key] = result.entry
         for stage, seconds in result.seconds.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
@@ -208,7 +217,7 @@ def plan(
         timings,
         rendered=len(misses),
         reused=len(index) - len(misses),
-        workers=workers.used_for(len(misses)),
+        workers=workers.used,
     )
 
 
@@ -218,8 +227,9 @@ def _add(outputs: dict[str, Output], output: Output) -> None:
     outputs[output.path] = output
 
 
-def _site_job(archive: Archive, tags: dict[str, str], pages_of: dict[str, TagPageList]) -> SiteJob:
-    refs = tuple(d.ref for d in archive.digests)
+def _site_job(
+    refs: tuple[DigestRef, ...], tags: dict[str, str], pages_of: dict[str, TagPageList]
+) -> SiteJob:
     newest = refs[0].date if refs else date(1970, 1, 1)
     counts = {key: pages[-1][0].total for key, pages in pages_of.items()}  # main page: last
     by_use = sorted(tags.items(), key=lambda kv: (-counts[kv[0]], kv[0]))
