@@ -234,9 +234,31 @@ def _start_worker(settings: Settings, store: ObjectStore) -> None:
     _WORKER = Renderer(settings, store)
 
 
-def _run_in_worker(job: Job | SiteJob) -> Rendered:
+def _run_in_worker(jobs: list[Job | SiteJob]) -> list[Rendered]:
     assert _WORKER is not None
-    return _WORKER.run(job)
+    return [_WORKER.run(job) for job in jobs]
+
+
+class _Batch:
+    """Jobs handed to a worker together: one message each way instead of one per job."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job | SiteJob] = []
+        self.pending: Any = None
+
+    def send(self, pool: Any) -> None:
+        if self.pending is None:
+            self.pending = pool.apply_async(_run_in_worker, (self.jobs,))
+
+    def result(self, pool: Any, position: int) -> Rendered:
+        self.send(pool)
+        return self.pending.get()[position]  # type: ignore[no-any-return]
+
+
+BATCH_GROWTH = 32
+"""Batches grow by one job every this many jobs, up to MAX_BATCH: the first jobs go one by one,
+so workers start at once; a build of thousands sends few messages."""
+MAX_BATCH = 16
 
 
 class Workers:
@@ -255,6 +277,7 @@ class Workers:
         self.started = 0
         self._pool: Any = None
         self._here: Renderer | None = None  # for jobs run in this process, made when needed
+        self._batch = _Batch()
         if count > 1:
             # Forking a process with other threads (feeds serve's) may copy a lock some thread
             # holds; then the workers start afresh instead.
@@ -293,10 +316,22 @@ class Workers:
         number of workers or the order they finish in.
         """
         self.started += 1
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             return lambda: self._renderer().run(job)
-        pending = self._pool.apply_async(_run_in_worker, (job,))
-        return lambda: pending.get()  # type: ignore[no-any-return]
+        batch = self._batch
+        batch.jobs.append(job)
+        position = len(batch.jobs) - 1
+        if len(batch.jobs) >= min(MAX_BATCH, 1 + self.started // BATCH_GROWTH):
+            batch.send(pool)
+            self._batch = _Batch()
+        return lambda: batch.result(pool, position)
+
+    def flush(self) -> None:
+        """Send the jobs not sent yet: there are no more to come."""
+        if self._pool is not None and self._batch.jobs:
+            self._batch.send(self._pool)
+            self._batch = _Batch()
 
 
 def warnings_of(job: Job, entry: Entry) -> list[Problem]:
