@@ -4,8 +4,8 @@
     python bench/run.py --sizes 100 --runs 1 --compare-size 0   # a quick look
 
 Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each scenario
-runs the real CLI in a fresh process and is measured from outside: wall time, and the
-peak resident memory of the whole process tree (worker processes included), sampled
+runs the real CLI in a fresh process, after a `sync`, and is measured from outside: wall
+time, and the peak resident memory of the whole process tree (worker processes included), sampled
 from /proc. Scenarios: cold (empty dist/ and empty cache), no-change rebuild, one digest
 added, one note edited, one template edited; plus files and bytes per kind, the build's
 own per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the
@@ -69,8 +69,11 @@ def _environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 def measure(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:
     """Run a command; wall time and the peak resident memory of its whole process tree.
 
-    The tree is sampled every 20 ms; the process's own peak (getrusage) is a floor.
+    The tree is sampled every 20 ms; the process's own peak (getrusage) is a floor. Dirty
+    pages are flushed first: the kernel writes a build's files back up to 30 s later, and that
+    write-back must not land in the next measurement (it made one-digest builds vary 2-3 s).
     """
+    os.sync()
     start = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -255,7 +258,7 @@ def markdown(report: dict[str, object]) -> str:
         + ", ".join(f"{k} {v}" for k, v in m["libraries"].items()),
         f"Command: `python bench/run.py --sizes {sizes} --runs {report['runs']}` "
         f"({report['runs']} runs per scenario: median, min–max; memory is the peak of the "
-        "whole process tree)",
+        "whole process tree; every run starts after a `sync`)",
         "",
         "| digests | scenario | wall s | peak RSS MiB | files written | jobs rendered | stages (s, summed over workers) |",
         "| ---: | --- | --- | ---: | ---: | ---: | --- |",
