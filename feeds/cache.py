@@ -51,7 +51,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def sha256(data: bytes) -> str:
+def sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -86,9 +86,11 @@ def _sealed(payload: bytes) -> bytes:
     return sha256(payload).encode() + b"\n" + payload
 
 
-def _unsealed(data: bytes) -> bytes | None:
-    head, _, payload = data.partition(b"\n")
-    return payload if head == sha256(payload).encode() else None
+def _unsealed(data: bytes) -> memoryview | None:
+    """The payload, if it hashes to the seal; a view, not a copy (parsed/ files are megabytes)."""
+    cut = data.find(b"\n")
+    payload = memoryview(data)[cut + 1 :]
+    return payload if cut >= 0 and data[:cut] == sha256(payload).encode() else None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -171,7 +173,7 @@ class Cache:
 
     # -- sealed files ----------------------------------------------------------------------
 
-    def _read(self, name: str) -> bytes | None:
+    def _read(self, name: str) -> memoryview | None:
         try:
             data = (self.root / name).read_bytes()
         except OSError:
