@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
@@ -102,6 +102,23 @@ class Digest:
 
     def note_published(self, index: int, tz: tzinfo) -> datetime:
         return self.ref.note_published(index, tz)
+
+
+def _quick_to_unpickle(cls: type) -> None:
+    """dataclasses gives a frozen class with slots a __setstate__ that looks its fields up
+    again for every object; the parse cache unpickles every note of the archive each build."""
+    names = tuple(f.name for f in fields(cls))
+    set_field = object.__setattr__
+
+    def __setstate__(self: object, state: tuple[object, ...]) -> None:
+        for name, value in zip(names, state, strict=True):
+            set_field(self, name, value)
+
+    cls.__setstate__ = __setstate__  # type: ignore[attr-defined]
+
+
+_quick_to_unpickle(Note)
+_quick_to_unpickle(Digest)
 
 
 def digest_id(day: date, part: int | None) -> str:
