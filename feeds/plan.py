@@ -112,13 +112,8 @@ def _jobs(
     pages_of: dict[str, TagPageList],
 ) -> Iterator[Job]:
     digests = archive.digests
-    for index, digest in enumerate(digests):
-        newer = refs[index - 1] if index > 0 else None
-        older = refs[index + 1] if index + 1 < len(refs) else None
-        yield DigestJob(digest, newer, older)
-
-    # Feeds before tag pages: they cost the most to render and the least to key, so the
-    # workers get them early while this process keys the rest.
+    # Feeds first: they cost the most to render and the least to key, so the workers start on
+    # them while this process keys the rest.
     limit = settings.feed_limit or None
     newest: list[FeedEntry] = []
     tagged: dict[str, list[FeedEntry]] = {key: [] for key in tags}
@@ -139,6 +134,11 @@ def _jobs(
         yield FeedJob(lang, None, tuple(newest))
         for key, display in tags.items():
             yield FeedJob(lang, display, tuple(tagged[key]))
+
+    for index, digest in enumerate(digests):
+        newer = refs[index - 1] if index > 0 else None
+        older = refs[index + 1] if index + 1 < len(refs) else None
+        yield DigestJob(digest, newer, older)
 
     for key, display in tags.items():
         for pages, notes in pages_of[key]:
