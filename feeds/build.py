@@ -295,11 +295,18 @@ def _rebuild(
     progress: Progress | None,
 ) -> BuildReport:
     start = time.perf_counter()
-    memo = _ParseMemo(cache, inputs.files)
-    # The archive lives as long as the build, and holds no cycles: spare the garbage collector
-    # from walking its millions of objects on every full collection that later work sets off.
-    gc.freeze()
-    loaded = read_archive(src, memo.parse)
+    # The archive lives as long as the build and holds no cycles: it loads with the garbage
+    # collector off and is then frozen out of its collections, which would otherwise walk its
+    # millions of objects again and again (the first one right after loading).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        memo = _ParseMemo(cache, inputs.files)
+        loaded = read_archive(src, memo.parse)
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
     if loaded.errors:
         raise ParseError.from_problems(loaded.errors)
     report.warnings.extend(loaded.warnings)
