@@ -331,6 +331,16 @@ def _rebuild(
             return False
         return _vouches(st, known)
 
+    early: dict[str, Any] = {}
+
+    def meanwhile() -> None:
+        # What needs nothing rendered, done while the workers render.
+        began = time.perf_counter()
+        memo.save(cache)
+        early["state"] = dump_state(updates.state)
+        early["existing"] = _existing_files(out)
+        report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - began
+
     planned = plan(
         loaded.archive,
         settings,
@@ -341,6 +351,7 @@ def _rebuild(
         present,
         workers,
         progress,
+        meanwhile,
     )
     workers.close()  # everything is rendered: give their memory back before staging
     for stage, seconds in planned.timings.items():
@@ -351,13 +362,14 @@ def _rebuild(
         planned.workers,
     )
     start = time.perf_counter()
-    files, tidying = _stage_and_swap(out, planned.outputs, cache.objects, last_files, stats, report)
+    files, tidying = _stage_and_swap(
+        out, early["existing"], planned.outputs, cache.objects, last_files, stats, report
+    )
     try:
         cache.save_index(planned.index)
         cache.objects.collect_garbage({o.sha for o in planned.outputs.values()})
-        memo.save(cache)
         report.warnings.extend(planned.warnings)
-        state = dump_state(updates.state)
+        state = early["state"]
         _write_if_changed(src / STATE_FILE, state)
         cache.save_record(
             out,
@@ -386,6 +398,7 @@ def _file_sha(path: Path) -> str | None:
 
 def _stage_and_swap(
     out: Path,
+    existing: dict[str, int],
     outputs: dict[str, Output],
     objects: ObjectStore,
     last_files: dict[str, Written],
@@ -397,9 +410,9 @@ def _stage_and_swap(
 
     A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
     OUT is not touched. Every object placed was written by this build or verified when planned.
-    `stats`: the stat of files in OUT taken while planning, so they are not taken twice.
+    `existing`: the files in OUT (_existing_files); `stats`: the stat of files in OUT taken
+    while planning, so they are not taken twice.
     """
-    existing = _existing_files(out)
     root = os.fspath(out)
     unchanged: dict[str, Written] = {}
     for path, output in outputs.items():

@@ -155,11 +155,13 @@ def plan(
     present: Callable[[Output], bool],
     workers: Workers,
     progress: Callable[[str, int], None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Planned:
     """Every output of the build, in the object store. `present(output)`: OUT already holds it.
 
     A cached job is reused when every output it gave is in OUT already or its object in the
-    store still hashes to its name; otherwise it renders again.
+    store still hashes to its name; otherwise it renders again. `meanwhile` runs once every
+    job is handed out, while the workers render.
     """
     env = make_environment(settings.templates_dir)
     check_mjml_templates(env)
@@ -193,6 +195,8 @@ def plan(
     workers.flush()
     del job_key  # its memo of every note's key part: free while the workers render
     timings = {"plan": time.perf_counter() - start}
+    if meanwhile is not None:
+        meanwhile()
 
     for done, (key, rendered) in enumerate(misses, 1):
         result = rendered()
