@@ -258,7 +258,7 @@ class _Batch:
 BATCH_GROWTH = 32
 """Batches grow by one job every this many jobs, up to MAX_BATCH: the first jobs go one by one,
 so workers start at once; a build of thousands sends few messages."""
-MAX_BATCH = 16
+MAX_BATCH = 8
 
 
 class Workers:

@@ -193,7 +193,7 @@ def plan(
             index[key] = Entry(())  # placeholder keeps the plan's order
             misses.append((key, workers.start(job)))  # a worker starts on it now
     workers.flush()
-    del job_key  # its memo of every note's key part: free while the workers render
+    del job_key, known  # every note's key part, the last index: free while the workers render
     timings = {"plan": time.perf_counter() - start}
     if meanwhile is not None:
         meanwhile()
