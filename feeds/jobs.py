@@ -7,6 +7,7 @@ depend on nothing but its fields, the settings and the templates: the hash of th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import threading
@@ -232,6 +233,10 @@ _WORKER: Renderer | None = None
 def _start_worker(settings: Settings, store: ObjectStore) -> None:
     global _WORKER
     _WORKER = Renderer(settings, store)
+    # Compile the templates while the build loads the archive, before the first job needs them.
+    for name in _WORKER.env.list_templates(extensions=["html", "mjml", "txt", "xml"]):
+        with contextlib.suppress(Exception):  # a broken one is reported by the job that uses it
+            _WORKER.env.get_template(name)
 
 
 def _run_in_worker(jobs: list[Job | SiteJob]) -> list[Rendered]:
