@@ -188,7 +188,11 @@ def _existing_files(root: Path) -> dict[str, int]:
     folders = [(os.fspath(root), "")]
     while folders:
         folder, prefix = folders.pop()
-        with os.scandir(folder) as entries:
+        try:
+            entries = os.scandir(folder)
+        except OSError:  # unreadable or gone: as os.walk, list what can be listed
+            continue
+        with entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     folders.append((entry.path, f"{prefix}{entry.name}/"))
