@@ -335,14 +335,16 @@ def _rebuild(
             return False
         return _vouches(st, known)
 
-    early: dict[str, Any] = {}
+    state = b""
+    existing: dict[str, int] = {}
 
     def meanwhile() -> None:
         # What needs nothing rendered, done while the workers render.
+        nonlocal state, existing
         began = time.perf_counter()
         memo.save(cache)
-        early["state"] = dump_state(updates.state)
-        early["existing"] = _existing_files(out)
+        state = dump_state(updates.state)
+        existing = _existing_files(out)
         report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - began
 
     planned = plan(
@@ -367,13 +369,12 @@ def _rebuild(
     )
     start = time.perf_counter()
     files, tidying = _stage_and_swap(
-        out, early["existing"], planned.outputs, cache.objects, last_files, stats, report
+        out, existing, planned.outputs, cache.objects, last_files, stats, report
     )
     try:
         cache.save_index(planned.index)
         cache.objects.collect_garbage({o.sha for o in planned.outputs.values()})
         report.warnings.extend(planned.warnings)
-        state = early["state"]
         _write_if_changed(src / STATE_FILE, state)
         cache.save_record(
             out,
