@@ -24,7 +24,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -61,6 +61,7 @@ class BuildReport:
     rendered: int = 0
     reused: int = 0
     workers: int = 1
+    parsed_by_workers: int = 0
     elapsed: float = 0.0
 
 
@@ -201,6 +202,29 @@ def _existing_files(root: Path) -> dict[str, int]:
     return found
 
 
+PARALLEL_PARSE_FILES = 64
+"""From this many digest files the cache lacks on, the workers parse them (as on a first build)."""
+
+
+def _parse_fresh(path: Path) -> tuple[str, tuple[Parsed, tuple[str, ...]]]:
+    """Parse one digest file: its parse key, and the parse with each note's hash."""
+    data = path.read_bytes()  # OSError: reported by read_archive
+    parsed = parse_digest(decode_digest(data, str(path)), str(path))
+    return _parse_key(path, data), (parsed, tuple(note_hash(n) for n in parsed.digest.notes))
+
+
+def _parse_share(paths: list[Path]) -> list[tuple[Path, Any]]:
+    """In a worker: each file parsed, or None where it fails (the build then parses it again
+    itself, to report the problem)."""
+    found: list[tuple[Path, Any]] = []
+    for path in paths:
+        try:
+            found.append((path, _parse_fresh(path)))
+        except (OSError, ParseError):
+            found.append((path, None))
+    return found
+
+
 class _ParseMemo:
     """Parses digest files, reusing the cached result for a file whose bytes it parsed before."""
 
@@ -209,15 +233,34 @@ class _ParseMemo:
         self.known = cache.load_parsed()
         self.used: dict[str, Any] = {}
         self.hashes: dict[int, tuple[Note, str]] = {}
+        self.fresh: dict[Path, Any] = {}  # parsed by the workers, as they come in
+        self.coming: Iterator[list[tuple[Path, Any]]] = iter(())
+        self.by_workers = 0
+
+    def parse_elsewhere(self, workers: Workers) -> None:
+        """Have the workers parse, in the order they will be asked for, the files the cache
+        lacks, when there are many of them."""
+        missing = [path for path, key in self.files.items() if key not in self.known]
+        if workers.count > 1 and len(missing) >= PARALLEL_PARSE_FILES:
+            size = max(8, len(missing) // (8 * workers.count))
+            shares = [missing[i : i + size] for i in range(0, len(missing), size)]
+            self.coming = workers.map(_parse_share, shares)
+
+    def _parsed_elsewhere(self, path: Path) -> Any:
+        while path not in self.fresh:
+            share = next(self.coming, None)
+            if share is None:
+                return None
+            self.fresh.update(share)
+        return self.fresh.pop(path)
 
     def parse(self, path: Path) -> Parsed:
         key = self.files.get(path)
         hit = self.known.pop(key, None) if key is not None else None
         if not (isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], Parsed)):
-            data = path.read_bytes()  # OSError: reported by read_archive
-            key = _parse_key(path, data)
-            parsed = parse_digest(decode_digest(data, str(path)), str(path))
-            hit = (parsed, tuple(note_hash(n) for n in parsed.digest.notes))
+            found = self._parsed_elsewhere(path)
+            self.by_workers += found is not None
+            key, hit = found if found is not None else _parse_fresh(path)
         self.used[key] = hit
         for note, digest_hash in zip(hit[0].digest.notes, hit[1], strict=True):
             self.hashes[id(note)] = (note, digest_hash)
@@ -306,6 +349,7 @@ def _rebuild(
     gc.disable()
     try:
         memo = _ParseMemo(cache, inputs.files)
+        memo.parse_elsewhere(workers)
         loaded = read_archive(src, memo.parse)
     finally:
         gc.freeze()
@@ -314,6 +358,7 @@ def _rebuild(
     if loaded.errors:
         raise ParseError.from_problems(loaded.errors)
     report.warnings.extend(loaded.warnings)
+    report.parsed_by_workers = memo.by_workers
     updates = resolve_updates(
         loaded.archive, parse_state(inputs.state), settings.tz, memo.note_hash
     )

@@ -12,10 +12,10 @@ import hashlib
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from .cache import Entry, ObjectStore, Output
 from .config import Settings
@@ -80,6 +80,9 @@ class SiteJob:
 
 
 LATEST_ON_HOME = 10
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 Job = DigestJob | TagPageJob | FeedJob
 
@@ -331,6 +334,15 @@ class Workers:
             batch.send(pool)
             self._batch = _Batch()
         return lambda: batch.result(pool, position)
+
+    def map(self, function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """function over items, results in order: on the workers as they finish, or here.
+
+        function must be importable by name, since a worker may have been started afresh.
+        """
+        if self._pool is None:
+            return map(function, items)
+        return self._pool.imap(function, items)  # type: ignore[no-any-return]
 
     def flush(self) -> None:
         """Send the jobs not sent yet: there are no more to come."""

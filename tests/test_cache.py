@@ -12,6 +12,7 @@ import pytest
 from feeds.build import build
 from feeds.config import Settings
 from feeds.corpus import generate
+from feeds.errors import ParseError
 
 BASE = "https://example.org/notes/"
 
@@ -58,7 +59,33 @@ def test_output_does_not_depend_on_the_number_of_workers(corpus, reference, tmp_
     src = copy_corpus(corpus, tmp_path)
     report = build(src, tmp_path / "dist", site(tmp_path / "cache", workers=2))
     assert report.workers == 2, "the pool was not used: the test would prove nothing"
+    assert report.parsed_by_workers == 80  # a first build: the workers parse every file
     assert tree(tmp_path / "dist") == expected
+
+
+def test_problems_in_files_the_workers_parse_are_reported_as_the_build_reads_them(corpus, tmp_path):
+    """Parsed by the workers or here, every problem in every file, with its file and line."""
+    src = copy_corpus(corpus, tmp_path)
+    (src / "2019-01-05.txt").write_text("2019년 1월 5일\n\n", encoding="utf-8")  # no notes
+    broken = src / "2019-01-12.txt"
+    broken.write_bytes(broken.read_bytes().replace("1월 12일".encode(), "2월 30일".encode(), 1))
+    (src / "2019-01-20.txt").write_bytes(b"\xff\xfe not text")
+    found = {}
+    for workers in (1, 2):
+        with pytest.raises(ParseError) as raised:
+            build(
+                src,
+                tmp_path / f"dist{workers}",
+                site(tmp_path / f"cache{workers}", workers=workers),
+            )
+        found[workers] = [(p.source, p.line, p.message) for p in raised.value.problems]
+        assert not (tmp_path / f"dist{workers}").exists()
+    assert found[1] == found[2]
+    assert {Path(source).name for source, _, _ in found[2]} == {
+        "2019-01-05.txt",
+        "2019-01-12.txt",
+        "2019-01-20.txt",
+    }
 
 
 def test_warm_cold_and_corrupted_cache_give_the_same_dist(corpus, reference, tmp_path):
