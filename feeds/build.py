@@ -287,10 +287,27 @@ def build(
     """Build SRC into OUT. Raises FeedsError (with every problem) and then leaves OUT untouched."""
     start = time.perf_counter()
     cache = Cache(Path(settings.cache_dir))
-    with cache.locked():
+    with cache.locked(), _few_collections():
         report = _build(src, out, settings, cache, progress)
     report.elapsed = time.perf_counter() - start
     return report
+
+
+BUILD_GC_THRESHOLD = 20_000
+"""Allocations between two young-generation collections during a build (Python's default: 700)."""
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    # A build allocates hundreds of thousands of objects that live as long as it does (render
+    # index, file records, job keys) and makes few cycles: at the default threshold the
+    # collector ran over 500 times in a one-digest build, a tenth of its time.
+    before = gc.get_threshold()
+    gc.set_threshold(BUILD_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _build(
