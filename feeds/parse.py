@@ -297,7 +297,8 @@ def digest_files(folder: Path) -> list[Path]:
     """The digest files of a folder: `*.txt`, hidden files aside, in name order."""
     if not folder.is_dir():
         raise ParseError(f"expected a folder of digests, found no folder at {folder}")
-    return sorted(p for p in folder.glob("*.txt") if not p.name.startswith(".") and p.is_file())
+    found = [p for p in folder.glob("*.txt") if not p.name.startswith(".") and p.is_file()]
+    return sorted(found, key=lambda p: p.name)  # as sorting the paths, without pathlib's compare
 
 
 def parse_file(path: Path) -> Parsed:

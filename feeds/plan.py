@@ -66,15 +66,25 @@ def worker_count(settings: Settings) -> int:
 TagList = list[tuple[DigestRef, NoteRef]]
 
 
-def _tagged(archive: Archive, refs: tuple[DigestRef, ...]) -> dict[str, TagList]:
-    """Per tag key, its notes newest first."""
+def _tagged(
+    archive: Archive, refs: tuple[DigestRef, ...]
+) -> tuple[dict[str, str], dict[str, TagList]]:
+    """Every tag (key -> display spelling, by key, as Archive.tags) and, per tag key, its notes
+    newest first: one pass over the archive's tags, for both."""
+    keys: dict[str, str] = {}  # spelling -> key: each spelling is folded once, not per note
     by_tag: dict[str, TagList] = {}
     for digest, ref in zip(archive.digests, refs, strict=True):
         for note in digest.notes:
             listed = (ref, note.ref)
             for tag in note.tags:
-                by_tag.setdefault(tag_key(tag), []).append(listed)
-    return by_tag
+                key = keys.get(tag)
+                if key is None:
+                    key = keys[tag] = tag_key(tag)
+                by_tag.setdefault(key, []).append(listed)
+    display: dict[str, str] = {}
+    for tag, key in keys.items():
+        display.setdefault(key, tag)  # the archive spells each tag one way (parse._display_tags)
+    return dict(sorted(display.items())), by_tag
 
 
 def tag_pages(notes: TagList, size: int) -> list[tuple[TagPages, TagList]]:
@@ -165,13 +175,10 @@ def plan(
     """
     env = make_environment(settings.templates_dir)
     check_mjml_templates(env)
-    tags = archive.tags()
-    tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
     refs = tuple(d.ref for d in archive.digests)  # one per digest: JobKeys knows them by identity
-    pages_of = {
-        key: tag_pages(notes, settings.tag_page_size)
-        for key, notes in _tagged(archive, refs).items()
-    }
+    tags, tagged = _tagged(archive, refs)
+    tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
+    pages_of = {key: tag_pages(notes, settings.tag_page_size) for key, notes in tagged.items()}
 
     # Rendered by a worker while this process plans the other jobs.
     site_wide = workers.start(_site_job(refs, tags, pages_of))
