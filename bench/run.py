@@ -7,7 +7,8 @@ Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each sce
 runs the real CLI in a fresh process, after a `sync`, and is measured from outside: wall
 time, and the peak resident memory of the whole process tree (worker processes included), sampled
 from /proc. Scenarios: cold (empty dist/ and empty cache), no-change rebuild, one digest
-added, one note edited, one template edited; plus files and bytes per kind, the build's
+added and one note edited (--edits rounds per run, the digest removed after each), one
+template edited; plus files and bytes per kind, the build's
 own per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the
 same corpus is built by Pelican and Hugo (installed into bench/.venv, not as
 dependencies of feeds) as one post per note with per-tag feeds, in the same run.
@@ -145,7 +146,7 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def bench_size(size: int, runs: int, compare: bool) -> dict[str, object]:
+def bench_size(size: int, runs: int, edits: int, compare: bool) -> dict[str, object]:
     src, out = WORK / f"corpus-{size}", WORK / f"dist-{size}"
     shutil.rmtree(src, ignore_errors=True)
     subprocess.run(
@@ -165,12 +166,14 @@ def bench_size(size: int, runs: int, compare: bool) -> dict[str, object]:
         results["no_change"].append(run_build(src, out))
         extra = src / "2100-01-01.txt"
         first = sorted(src.glob("*.txt"))[0].read_text(encoding="utf-8-sig")
-        extra.write_text(re.sub(r"^\s*\d+년 \d+월 \d+일", "2100년 1월 1일", first))
-        results["add_digest"].append(run_build(src, out))
-        extra.write_text(extra.read_text().replace("#", "#edited-", 1))
-        results["edit_note"].append(run_build(src, out))
-        extra.unlink()
-        run_build(src, out)
+        # Each round adds the same digest anew: removing it dropped its renders from the cache.
+        for _ in range(edits):
+            extra.write_text(re.sub(r"^\s*\d+년 \d+월 \d+일", "2100년 1월 1일", first))
+            results["add_digest"].append(run_build(src, out))
+            extra.write_text(extra.read_text().replace("#", "#edited-", 1))
+            results["edit_note"].append(run_build(src, out))
+            extra.unlink()
+            run_build(src, out)
         shutil.rmtree(templates, ignore_errors=True)
         shutil.copytree(ROOT / "templates", templates)
         (templates / "_note.html").write_text((templates / "_note.html").read_text() + "\n")
@@ -256,9 +259,11 @@ def markdown(report: dict[str, object]) -> str:
         "",
         f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["libraries"].items()),
-        f"Command: `python bench/run.py --sizes {sizes} --runs {report['runs']}` "
-        f"({report['runs']} runs per scenario: median, min–max; memory is the peak of the "
-        "whole process tree; every run starts after a `sync`)",
+        f"Command: `python bench/run.py --sizes {sizes} --runs {report['runs']} "
+        f"--edits {report['edits']}` ({report['runs']} run(s) per scenario, and "
+        f"{report['runs'] * report['edits']} of one digest added and one note edited: median, "
+        "min–max; memory is the peak of the whole process tree; every run starts after a "
+        "`sync`)",
         "",
         "| digests | scenario | wall s | peak RSS MiB | files written | jobs rendered | stages (s, summed over workers) |",
         "| ---: | --- | --- | ---: | ---: | ---: | --- |",
@@ -323,6 +328,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
+        "--edits",
+        type=int,
+        default=3,
+        help="Rounds of one digest added, one note edited (and the digest removed) per run.",
+    )
+    parser.add_argument(
         "--compare-size",
         type=int,
         default=2000,
@@ -335,7 +346,11 @@ def main() -> None:
     report = {
         "machine": machine(),
         "runs": args.runs,
-        "sizes": [bench_size(size, args.runs, size == args.compare_size) for size in args.sizes],
+        "edits": args.edits,
+        "sizes": [
+            bench_size(size, args.runs, args.edits, size == args.compare_size)
+            for size in args.sizes
+        ],
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (ROOT / "bench" / "RESULTS.md").write_text(markdown(report))
