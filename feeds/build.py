@@ -384,7 +384,7 @@ def _rebuild(
 
     from .plan import plan
 
-    stats: dict[str, os.stat_result] = {}
+    vouched: set[str] = set()  # files in OUT that present() found as the last build left them
     root = os.fspath(out)
 
     def present(output: Output) -> bool:
@@ -392,10 +392,13 @@ def _rebuild(
         if known is None or known.sha != output.sha:
             return False
         try:
-            st = stats[output.path] = os.stat(f"{root}/{output.path}")
+            st = os.stat(f"{root}/{output.path}")
         except OSError:
             return False
-        return _vouches(st, known)
+        if not _vouches(st, known):
+            return False
+        vouched.add(output.path)
+        return True
 
     state = b""
     existing: dict[str, int] = {}
@@ -431,7 +434,7 @@ def _rebuild(
     )
     start = time.perf_counter()
     files, tidying = _stage_and_swap(
-        out, existing, planned.outputs, cache.objects, last_files, stats, report
+        out, existing, planned.outputs, cache.objects, last_files, vouched, report
     )
     try:
         cache.save_index(planned.index)
@@ -469,7 +472,7 @@ def _stage_and_swap(
     outputs: dict[str, Output],
     objects: ObjectStore,
     last_files: dict[str, Written],
-    stats: dict[str, os.stat_result],
+    vouched: set[str],
     report: BuildReport,
 ) -> tuple[dict[str, Written], threading.Thread | None]:
     """Make OUT hold exactly `outputs`; returns how each file was left, for the next build, and
@@ -477,8 +480,8 @@ def _stage_and_swap(
 
     A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
     OUT is not touched. Every object placed was written by this build or verified when planned.
-    `existing`: the files in OUT (_existing_files); `stats`: the stat of files in OUT taken
-    while planning, so they are not taken twice.
+    `existing`: the files in OUT (_existing_files); `vouched`: those whose stat, taken while
+    planning, showed them as the last build left them, so they are not taken twice.
     """
     root = os.fspath(out)
     unchanged: dict[str, Written] = {}
@@ -487,7 +490,10 @@ def _stage_and_swap(
             continue
         target = f"{root}/{path}"
         known = last_files.get(path)
-        st = stats.get(path) or os.stat(target)
+        if known is not None and known.sha == output.sha and path in vouched:
+            unchanged[path] = known  # as the last build left it: present() checked its stat
+            continue
+        st = os.stat(target)
         if known is not None and _vouches(st, known):
             same = known.sha == output.sha
         else:
