@@ -86,23 +86,30 @@ def _tree_hash(folders: Iterable[Path], pattern: str = "*") -> list[str]:
     return parts
 
 
-def render_salt(settings: Settings) -> str:
-    """A hash of everything every output depends on besides the archive: code, libraries,
-    templates and settings. Part of every render key."""
+def code_salt(settings: Settings) -> str:
+    """A hash of what every output depends on besides the archive and the templates: code,
+    libraries and settings. Part of every render key (with the templates a job renders)."""
     package = Path(__file__).resolve().parent
-    templates = [default_templates_dir()]
-    if settings.templates_dir:
-        templates.insert(0, Path(settings.templates_dir))
-    neutral = replace(settings, cache_dir="", workers=0)  # they change no output
+    # Where the cache and templates are (their text is hashed per job) and how many workers
+    # render change no output.
+    neutral = replace(settings, cache_dir="", workers=0, templates_dir=None)
     parts = [
         f"format={FORMAT}",
         f"feeds={__version__}",
         *_library_versions(),
         *_tree_hash([package], "*.py"),
-        *_tree_hash(templates),
         repr(neutral),
     ]
     return sha256("\n".join(parts).encode())
+
+
+def input_salt(settings: Settings, code: str) -> str:
+    """code_salt and every template file: a build with the same inputs and this salt as the
+    last has nothing to do."""
+    templates = [default_templates_dir()]
+    if settings.templates_dir:
+        templates.insert(0, Path(settings.templates_dir))
+    return sha256("\n".join([code, *_tree_hash(templates)]).encode())
 
 
 FileStat = tuple[int, int, int, int]
@@ -117,7 +124,6 @@ stamp in coarse steps), so its stat vouches for nothing: it is read again next t
 class _Inputs:
     """Each digest file's parse-cache key, and a hash of every input but the note state."""
 
-    salt: str
     files: dict[Path, str]
     state: bytes | None
     digest: Any  # hashlib object over the salt, OUT and the digest files' parse keys
@@ -157,7 +163,7 @@ def _read_inputs(
         digest.update(f"{path}\0{key}\0".encode())
     state_path = src / STATE_FILE
     state = state_path.read_bytes() if state_path.exists() else None
-    return _Inputs(salt, files, state, digest, stats)
+    return _Inputs(files, state, digest, stats)
 
 
 def _parse_key(path: Path, data: bytes) -> str:
@@ -316,7 +322,8 @@ def _build(
     report = BuildReport()
     start = time.perf_counter()
     _recover(out)
-    salt = render_salt(settings)
+    code = code_salt(settings)
+    salt = input_salt(settings, code)
     known_stats = cache.load_input_stats()
     inputs = _read_inputs(src, out, salt, known_stats)
     if inputs.stats != known_stats:
@@ -341,7 +348,7 @@ def _build(
     with Workers(settings, cache.objects, worker_count(settings)) as workers:
         try:
             return _rebuild(
-                src, out, settings, cache, inputs, last_files, workers, report, progress
+                src, out, settings, cache, code, inputs, last_files, workers, report, progress
             )
         finally:
             gc.unfreeze()
@@ -352,6 +359,7 @@ def _rebuild(
     out: Path,
     settings: Settings,
     cache: Cache,
+    code: str,
     inputs: _Inputs,
     last_files: dict[str, Written],
     workers: Workers,
@@ -417,7 +425,7 @@ def _rebuild(
         settings,
         updates,
         cache,
-        inputs.salt,
+        code,
         memo.note_hash,
         present,
         workers,

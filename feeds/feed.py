@@ -39,6 +39,10 @@ MEDIA_TYPES: dict[FeedFormat, str] = {
 }
 
 
+ITEM_TEMPLATE = "feed_item.html"
+"""The HTML content of one feed item."""
+
+
 @dataclass(frozen=True)
 class Item:
     """One note as a feed item in one language."""
@@ -93,7 +97,7 @@ def _item(entry: FeedEntry, lang: Lang, settings: Settings, env: jinja2.Environm
     commentary = note.commentary_for(lang)
     content = render(
         env,
-        "feed_item.html",
+        ITEM_TEMPLATE,
         note=note,
         commentary=commentary,
         lang=lang,

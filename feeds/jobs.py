@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
+import jinja2
+
 from .cache import Entry, ObjectStore, Output
 from .config import Settings
 from .errors import Problem
-from .feed import FeedEntry, render_feed, render_opml
+from .feed import ITEM_TEMPLATE, FeedEntry, render_feed, render_opml
 from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef
-from .newsletter import render_newsletter
-from .site import SiteRenderer, TagPages
-from .templating import make_environment
+from .newsletter import MJML_TEMPLATE, TEXT_TEMPLATE, render_newsletter
+from .site import DIGEST_TEMPLATE, TAG_TEMPLATE, SiteRenderer, TagPages
+from .templating import make_environment, templates_hash
 from .urls import (
     HOME_PATH,
     NOT_FOUND_PATH,
@@ -87,20 +89,37 @@ R = TypeVar("R")
 Job = DigestJob | TagPageJob | FeedJob
 
 
+TEMPLATES_OF: dict[type, tuple[str, ...]] = {
+    DigestJob: (DIGEST_TEMPLATE, MJML_TEMPLATE, TEXT_TEMPLATE),
+    TagPageJob: (TAG_TEMPLATE,),
+    FeedJob: (ITEM_TEMPLATE,),
+}
+"""The templates each kind of job renders (with those they extend, include or import)."""
+
+
+def job_salts(salt: str, env: jinja2.Environment) -> dict[type, str]:
+    """Per kind of job, the salt of its keys: `salt` (code, libraries, settings) and the
+    templates it renders, so that editing one template renders again only what uses it."""
+    return {
+        kind: hashlib.sha256(f"{salt}\n{templates_hash(env, roots)}".encode()).hexdigest()
+        for kind, roots in TEMPLATES_OF.items()
+    }
+
+
 def _ref(ref: DigestRef | None) -> str:
     return "-" if ref is None else f"{ref.id} {ref.date} {ref.part} {ref.size}"
 
 
 class JobKeys:
     """Job keys for one build: a hash of everything a job's outputs depend on, besides the salt
-    (settings, templates, code).
+    of its kind (job_salts: code, libraries, settings, the templates it renders).
 
     A digest or note shows up in many jobs (a note in its tag pages and in several feeds, per
     language), so its part of a key is made once per build and found again by identity.
     """
 
-    def __init__(self, salt: str, note_hash: Callable[[Note], str]):
-        self.salt = salt
+    def __init__(self, salts: dict[type, str], note_hash: Callable[[Note], str]):
+        self.salts = salts
         self.note_hash = note_hash
         self._parts: dict[int, tuple[object, str]] = {}  # id -> (the object, to pin the id; part)
 
@@ -145,7 +164,8 @@ class JobKeys:
             parts = ["feed", job.lang, job.tag or "-"]
             parts += self._parts_of(job.entries, self._entry)
         # Slugs, ids and tags hold no whitespace or newlines, so joining them is unambiguous.
-        return hashlib.sha256("\n".join([self.salt, *parts]).encode()).hexdigest()
+        salt = self.salts[type(job)]
+        return hashlib.sha256("\n".join([salt, *parts]).encode()).hexdigest()
 
 
 @dataclass

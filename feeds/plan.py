@@ -27,6 +27,7 @@ from .jobs import (
     SiteJob,
     TagPageJob,
     Workers,
+    job_salts,
     warnings_of,
 )
 from .model import LANGS, Archive, DigestRef, Note, NoteRef, tag_key
@@ -187,7 +188,7 @@ def plan(
     index: dict[str, Entry] = {}
     jobs: list[tuple[str, Job]] = []
     misses: list[tuple[str, Callable[[], Rendered]]] = []
-    job_key = JobKeys(salt, note_hash)
+    job_key = JobKeys(job_salts(salt, env), note_hash)
     for job in _jobs(archive, refs, settings, updates, tags, pages_of):
         key = job_key(job)
         jobs.append((key, job))

@@ -38,6 +38,10 @@ _FEED_TYPES = {
 _FEED_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 
 
+DIGEST_TEMPLATE = "digest.html"
+TAG_TEMPLATE = "tag.html"
+
+
 @dataclass(frozen=True)
 class NoteItem:
     note: Note
@@ -211,7 +215,7 @@ class SiteRenderer:
                     tag_links=self.urls.tag_links(lang, note.tags),
                 )
             )
-        return self.render("digest.html", page=page, items=items)
+        return self.render(DIGEST_TEMPLATE, page=page, items=items)
 
     def tag_index(self, lang: Lang, counts: Sequence[tuple[str, int]]) -> bytes:
         """Every tag with its number of notes, as given (most used first)."""
@@ -272,7 +276,7 @@ class SiteRenderer:
                     digest_label=link["label"],
                 )
             )
-        return self.render("tag.html", page=page, entries=entries)
+        return self.render(TAG_TEMPLATE, page=page, entries=entries)
 
     def not_found(self) -> bytes:
         page = self.page("ko", lambda _: HOME_PATH, TEXT["ko"]["not_found"])

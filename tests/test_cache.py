@@ -234,3 +234,78 @@ def test_cache_dir_comes_from_the_environment(corpus, tmp_path, monkeypatch):
     assert any((tmp_path / "elsewhere" / "objects").rglob("*"))
     assert not (tmp_path / "dist" / ".feeds-cache").exists()
     assert os.path.isdir(tmp_path / "elsewhere" / "parsed")
+
+
+MARKER = b"zz-template-edit"
+
+
+def _job_counts(dist: Path) -> dict[str, int]:
+    """How many jobs of each kind a build has, from what they write: a feed job one atom.xml, a
+    digest job and a tag page job one page per language each."""
+    return {
+        "feeds": len(list(dist.rglob("atom.xml"))),
+        "digests": len(list((dist / "ko").glob("[0-9]*.html"))),
+        "tag pages": len(list((dist / "ko" / "tags").glob("*/*.html"))),
+    }
+
+
+@pytest.fixture(scope="module")
+def small_site(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A built archive of a few digests: its sources, templates (a copy of the defaults),
+    dist and cache."""
+    from feeds.templating import default_templates_dir
+
+    work = tmp_path_factory.mktemp("small")
+    generate(work / "src", 8, seed=3)
+    shutil.copytree(default_templates_dir(), work / "templates")
+    settings = site(work / "cache", workers=1, templates_dir=str(work / "templates"))
+    build(work / "src", work / "dist", settings)
+    return work
+
+
+@pytest.mark.parametrize(
+    ("template", "edit", "kinds"),
+    [
+        ("_note.html", lambda t: t + "<p>zz-template-edit</p>\n", {"digests"}),
+        ("feed_item.html", lambda t: t + "<p>zz-template-edit</p>\n", {"feeds"}),
+        ("base.html", lambda t: t + "<!-- zz-template-edit -->\n", {"digests", "tag pages"}),
+        ("newsletter.txt", lambda t: t + "zz-template-edit\n", {"digests"}),
+        (
+            # A template named only at run time: the tag pages may now use any template.
+            "tag.html",
+            lambda t: t.replace(
+                "{% block content %}",
+                '{% block content %}{% include ("zz-" ~ "nowhere.html") ignore missing %}',
+                1,
+            ),
+            {"tag pages"},
+        ),
+    ],
+)
+def test_a_template_edit_renders_again_only_the_jobs_that_render_it(
+    small_site, tmp_path, template, edit, kinds
+):
+    work = tmp_path / "work"
+    shutil.copytree(small_site, work, symlinks=True)
+    templates = work / "templates"
+    path = templates / template
+    path.write_text(edit(path.read_text()))
+    settings = site(work / "cache", workers=1, templates_dir=str(templates))
+
+    report = build(work / "src", work / "dist", settings)
+    counts = _job_counts(work / "dist")
+    assert report.rendered == sum(counts[kind] for kind in kinds), (report.rendered, counts)
+
+    # What the cache kept is what a build from scratch with the edited templates writes.
+    fresh = site(tmp_path / "fresh-cache", workers=1, templates_dir=str(templates))
+    build(work / "src", tmp_path / "fresh", fresh)
+    assert tree(work / "dist") == tree(tmp_path / "fresh")
+    if template != "tag.html":  # that edit renders nothing new
+        assert any(MARKER in p.read_bytes() for p in (work / "dist").rglob("*") if p.is_file())
+
+    # With a template named only at run time, editing any template renders the tag pages too.
+    if template == "tag.html":
+        item = templates / "feed_item.html"
+        item.write_text(item.read_text() + "<p>zz-template-edit</p>\n")
+        again = build(work / "src", work / "dist", settings)
+        assert again.rendered == counts["feeds"] + counts["tag pages"]
