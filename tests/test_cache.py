@@ -236,7 +236,7 @@ def test_cache_dir_comes_from_the_environment(corpus, tmp_path, monkeypatch):
     assert os.path.isdir(tmp_path / "elsewhere" / "parsed")
 
 
-MARKER = b"zz-template-edit"
+MARK = "zz-template-edit"
 
 
 def _job_counts(dist: Path) -> dict[str, int]:
@@ -250,9 +250,9 @@ def _job_counts(dist: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def small_site(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """A built archive of a few digests: its sources, templates (a copy of the defaults),
-    dist and cache."""
+def small_site(tmp_path_factory) -> Path:
+    """A folder with a built archive of a few digests: src/, templates/ (a copy of the
+    defaults), dist/ and cache/."""
     from feeds.templating import default_templates_dir
 
     work = tmp_path_factory.mktemp("small")
@@ -266,10 +266,10 @@ def small_site(tmp_path_factory) -> tuple[Path, Path, Path]:
 @pytest.mark.parametrize(
     ("template", "edit", "kinds"),
     [
-        ("_note.html", lambda t: t + "<p>zz-template-edit</p>\n", {"digests"}),
-        ("feed_item.html", lambda t: t + "<p>zz-template-edit</p>\n", {"feeds"}),
-        ("base.html", lambda t: t + "<!-- zz-template-edit -->\n", {"digests", "tag pages"}),
-        ("newsletter.txt", lambda t: t + "zz-template-edit\n", {"digests"}),
+        ("_note.html", lambda t: t + f"<p>{MARK}</p>\n", {"digests"}),
+        ("feed_item.html", lambda t: t + f"<p>{MARK}</p>\n", {"feeds"}),
+        ("base.html", lambda t: t + f"<!-- {MARK} -->\n", {"digests", "tag pages"}),
+        ("newsletter.txt", lambda t: t + f"{MARK}\n", {"digests"}),
         (
             # A template named only at run time: the tag pages may now use any template.
             "tag.html",
@@ -301,11 +301,12 @@ def test_a_template_edit_renders_again_only_the_jobs_that_render_it(
     build(work / "src", tmp_path / "fresh", fresh)
     assert tree(work / "dist") == tree(tmp_path / "fresh")
     if template != "tag.html":  # that edit renders nothing new
-        assert any(MARKER in p.read_bytes() for p in (work / "dist").rglob("*") if p.is_file())
+        written = (p.read_bytes() for p in (work / "dist").rglob("*") if p.is_file())
+        assert any(MARK.encode() in data for data in written)
 
     # With a template named only at run time, editing any template renders the tag pages too.
     if template == "tag.html":
         item = templates / "feed_item.html"
-        item.write_text(item.read_text() + "<p>zz-template-edit</p>\n")
+        item.write_text(item.read_text() + f"<p>{MARK}</p>\n")
         again = build(work / "src", work / "dist", settings)
         assert again.rendered == counts["feeds"] + counts["tag pages"]
