@@ -128,13 +128,11 @@ def _jobs(
     limit = settings.feed_limit or None
     newest: list[FeedEntry] = []
     tagged: dict[str, list[FeedEntry]] = {key: [] for key in tags}
+    key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
     for digest, ref in zip(digests, refs, strict=True):
         for position, note in enumerate(digest.notes):
-            wanted = [
-                found
-                for found in {tag_key(tag): None for tag in note.tags}
-                if limit is None or len(tagged[found]) < limit
-            ]
+            keys = {key_of.get(tag) or tag_key(tag): None for tag in note.tags}
+            wanted = [key for key in keys if limit is None or len(tagged[key]) < limit]
             if wanted or limit is None or len(newest) < limit:
                 entry = FeedEntry(ref, position, note, updates.of(digest, note))
                 if limit is None or len(newest) < limit:

@@ -41,41 +41,41 @@ def make_environment(templates_dir: str | None) -> jinja2.Environment:
     return env
 
 
-def template_closure(env: jinja2.Environment, roots: Iterable[str]) -> list[str] | None:
+def template_closure(env: jinja2.Environment, roots: Iterable[str]) -> dict[str, str] | None:
     """Every template that rendering `roots` may use (through extends, include, import and
-    from), by name; None when a template names another only at run time, or cannot be read:
-    then any template may be used."""
-    found: set[str] = set()
+    from), by name, with its text; None when a template names another only at run time, or
+    cannot be read: then any template may be used."""
+    found: dict[str, str] = {}
     waiting = list(roots)
     while waiting:
         name = waiting.pop()
         if name in found:
             continue
-        found.add(name)
         try:
-            source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+            source = found[name] = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
             named = list(meta.find_referenced_templates(env.parse(source)))
         except jinja2.TemplateError:  # missing or broken: rendering it will say so
             return None
         if None in named:
             return None
         waiting += [n for n in named if n is not None]
-    return sorted(found)
+    return found
 
 
 def templates_hash(env: jinja2.Environment, roots: Iterable[str]) -> str:
     """A hash of the name and text of every template rendering `roots` may use (of every
     template, when that cannot be known): part of the cache key of what they render."""
-    names = template_closure(env, roots)
-    if names is None:
-        names = env.list_templates()
+    sources = template_closure(env, roots)
+    if sources is None:
+        sources = {}
+        for name in env.list_templates():
+            try:
+                sources[name] = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+            except jinja2.TemplateNotFound:
+                sources[name] = "\0missing"
     digest = hashlib.sha256()
-    for name in names:
-        try:
-            source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
-        except jinja2.TemplateNotFound:
-            source = "\0missing"
-        digest.update(f"{name}\0{source}\0".encode())
+    for name in sorted(sources):
+        digest.update(f"{name}\0{sources[name]}\0".encode())
     return digest.hexdigest()
 
 
