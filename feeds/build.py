@@ -208,6 +208,70 @@ def _existing_files(root: Path) -> dict[str, int]:
     return found
 
 
+def _look_in_out(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
+    """In a worker: the files of OUT's last build that are no longer as it left them (edited,
+    replaced or gone), and every file in OUT (_existing_files)."""
+    cache_root, root = task
+    _, recorded, _ = Cache(Path(cache_root)).load_record(Path(root))
+    changed = set()
+    for path, written in recorded.items():
+        try:
+            if _vouches(os.stat(f"{root}/{path}"), written):
+                continue
+        except OSError:
+            pass
+        changed.add(path)
+    return changed, _existing_files(Path(root))
+
+
+class _InOut:
+    """What OUT holds, against what the last build left there.
+
+    With workers, one of them stats every recorded file while this process loads the archive
+    (some twenty thousand stats, otherwise on the way from loading to rendering); without,
+    each file is stat-ed here when asked about.
+    """
+
+    def __init__(self, out: Path, cache: Cache, last_files: dict[str, Written], workers: Workers):
+        self.out = out
+        self.root = os.fspath(out)
+        self.last_files = last_files
+        self.vouched: set[str] = set()  # files present() found as the last build left them
+        self._looked: tuple[set[str], dict[str, int]] | None = None
+        self._looking: Iterator[tuple[set[str], dict[str, int]]] | None = None
+        if workers.count > 1 and last_files:
+            self._looking = workers.map(_look_in_out, [(os.fspath(cache.root), self.root)])
+
+    def _look(self) -> tuple[set[str], dict[str, int]] | None:
+        if self._looking is not None:
+            self._looked = next(self._looking)
+            self._looking = None
+        return self._looked
+
+    def present(self, output: Output) -> bool:
+        """OUT holds this output as the last build left it."""
+        known = self.last_files.get(output.path)
+        if known is None or known.sha != output.sha:
+            return False
+        looked = self._look()
+        if looked is not None:
+            if output.path in looked[0]:
+                return False
+        else:
+            try:
+                if not _vouches(os.stat(f"{self.root}/{output.path}"), known):
+                    return False
+            except OSError:
+                return False
+        self.vouched.add(output.path)
+        return True
+
+    def files(self) -> dict[str, int]:
+        """Every file in OUT, with its inode."""
+        looked = self._look()
+        return looked[1] if looked is not None else _existing_files(self.out)
+
+
 PARALLEL_PARSE_FILES = 64
 """From this many digest files the cache lacks on, the workers parse them (as on a first build)."""
 
@@ -373,6 +437,7 @@ def _rebuild(
     collecting = gc.isenabled()
     gc.disable()
     try:
+        in_out = _InOut(out, cache, last_files, workers)  # a worker looks while this loads
         memo = _ParseMemo(cache, inputs.files)
         memo.parse_elsewhere(workers)
         loaded = read_archive(src, memo.parse)
@@ -392,22 +457,6 @@ def _rebuild(
 
     from .plan import plan
 
-    vouched: set[str] = set()  # files in OUT that present() found as the last build left them
-    root = os.fspath(out)
-
-    def present(output: Output) -> bool:
-        known = last_files.get(output.path)
-        if known is None or known.sha != output.sha:
-            return False
-        try:
-            st = os.stat(f"{root}/{output.path}")
-        except OSError:
-            return False
-        if not _vouches(st, known):
-            return False
-        vouched.add(output.path)
-        return True
-
     state = b""
     existing: dict[str, int] = {}
 
@@ -417,7 +466,7 @@ def _rebuild(
         began = time.perf_counter()
         memo.save(cache)
         state = dump_state(updates.state)
-        existing = _existing_files(out)
+        existing = in_out.files()
         report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - began
 
     planned = plan(
@@ -427,7 +476,7 @@ def _rebuild(
         cache,
         code,
         memo.note_hash,
-        present,
+        in_out.present,
         workers,
         progress,
         meanwhile,
@@ -442,7 +491,7 @@ def _rebuild(
     )
     start = time.perf_counter()
     files, tidying = _stage_and_swap(
-        out, existing, planned.outputs, cache.objects, last_files, vouched, report
+        out, existing, planned.outputs, cache.objects, last_files, in_out.vouched, report
     )
     try:
         cache.save_index(planned.index)

@@ -122,9 +122,11 @@ def test_warm_cold_and_corrupted_cache_give_the_same_dist(corpus, reference, tmp
     assert tree(tmp_path / "cold") == expected
 
 
-def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_path, workers):
+    """With two workers, one of them looks at what dist/ holds while the build loads."""
     src = copy_corpus(corpus, tmp_path)
-    settings = site(tmp_path / "cache", workers=1)
+    settings = site(tmp_path / "cache", workers=workers)
     build(src, tmp_path / "dist", settings)
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "dist").rglob("*") if p.is_file()}
 
