@@ -22,7 +22,7 @@ import jinja2
 from .cache import Entry, ObjectStore, Output
 from .config import Settings
 from .errors import Problem
-from .feed import ITEM_TEMPLATE, FeedEntry, render_feed, render_opml
+from .feed import ITEM_TEMPLATE, FeedEntry, import_feedgen, render_feed, render_opml
 from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef
 from .newsletter import MJML_TEMPLATE, TEXT_TEMPLATE, render_newsletter
 from .site import DIGEST_TEMPLATE, TAG_TEMPLATE, SiteRenderer, TagPages
@@ -256,6 +256,7 @@ _WORKER: Renderer | None = None
 def _start_worker(settings: Settings, store: ObjectStore) -> None:
     global _WORKER
     _WORKER = Renderer(settings, store)
+    import_feedgen()  # the build's main process never does (it renders nothing)
     # Compile the templates while the build loads the archive, before the first job needs them.
     for name in _WORKER.env.list_templates(extensions=["html", "mjml", "txt", "xml"]):
         with contextlib.suppress(Exception):  # a broken one is reported by the job that uses it
