@@ -169,7 +169,13 @@ def digest_to_json(digest: Digest) -> dict[str, object]:
 
 
 def clean_note(note: Note) -> Note:
-    """The note with every text field passed through clean_text (for notes not from the parser)."""
+    """The note with every text field passed through clean_text (for notes not from the parser).
+
+    A clean note (every note the parser makes) is returned as is, after one check in C.
+    """
+    fields = (note.title, *note.authors, *note.abstract, *note.korean, *note.english, *note.tags)
+    if "".join(fields).replace("\n", "").isprintable():
+        return note
     return Note(
         clean_text(note.title),
         note.slug,
