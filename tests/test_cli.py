@@ -1,0 +1,54 @@
+"""The `feeds` command as a process: it ends without the interpreter's clean-up (feeds.cli.run),
+so what it prints and the status it exits with are checked from outside."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def feeds(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FEEDS_BASE_URL": "https://example.org/", "FEEDS_CACHE_DIR": "cache"}
+    return subprocess.run(
+        [sys.executable, "-m", "feeds", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_build_prints_its_summary_and_exits_0(tmp_path):
+    result = feeds("build", str(SEEDS), "--out", "dist", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Built dist: 231 written, 0 unchanged, 0 removed in ")
+    assert result.stdout.endswith(")\n") and result.stderr == ""
+    assert (tmp_path / "dist" / "ko" / "atom.xml").is_file()
+
+
+def test_every_problem_is_printed_and_the_status_is_1(tmp_path):
+    src = tmp_path / "digests"
+    src.mkdir()
+    (src / "2024-11-07.txt").write_text("2024년 11월 7일\n", encoding="utf-8")
+    (src / "2024-11-08.txt").write_text("2024년 2월 30일\nTitle\n", encoding="utf-8")
+    result = feeds("check", str(src), cwd=tmp_path)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert [e.split(":")[1:3] for e in errors] == [
+        [f" {src / '2024-11-07.txt'}", "1"],
+        [f" {src / '2024-11-08.txt'}", "1"],
+        [f" {src / '2024-11-08.txt'}", "2"],
+    ]
+    assert result.stdout == "0 digests, 0 notes, 0 tags; 3 errors, 0 warnings\n"
+    assert "Traceback" not in result.stderr
+
+
+def test_a_usage_error_exits_2(tmp_path):
+    result = feeds("no-such-command", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "No such command 'no-such-command'" in result.stderr
