@@ -166,7 +166,7 @@ def import_feedgen() -> tuple[type[FeedGenerator], type]:
     from feedgen.ext.base import BaseExtension
     from feedgen.feed import FeedGenerator
 
-    class WebSubRss(BaseExtension):  # type: ignore[misc]
+    class WebSubRss(BaseExtension):
         """feedgen writes only the self atom:link in RSS; the hub link goes in the same way."""
 
         hub: str = ""

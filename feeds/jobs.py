@@ -256,7 +256,7 @@ _WORKER: Renderer | None = None
 def _start_worker(settings: Settings, store: ObjectStore) -> None:
     global _WORKER
     _WORKER = Renderer(settings, store)
-    import_feedgen()  # the build's main process never does (it renders nothing)
+    import_feedgen()  # here, not in the build's main process, which only plans
     # Compile the templates while the build loads the archive, before the first job needs them.
     for name in _WORKER.env.list_templates(extensions=["html", "mjml", "txt", "xml"]):
         with contextlib.suppress(Exception):  # a broken one is reported by the job that uses it

@@ -20,7 +20,7 @@ from feeds.build import build
 from feeds.cli import main
 from feeds.config import Settings, load_settings
 from feeds.feed import FeedEntry, render_feed, render_opml
-from feeds.model import LANGS, Archive, Digest, Note, clean_text
+from feeds.model import LANGS, Archive, Digest, Note, clean_note, clean_text
 from feeds.parse import load_archive
 from feeds.templating import make_environment
 from feeds.urls import OPML_PATH
@@ -285,6 +285,23 @@ HOSTILE = (
     .map("".join)
     .filter(lambda s: clean_text(s).strip())
 )
+
+
+TEXT = st.one_of(HOSTILE, st.text(max_size=20))
+
+
+@settings(max_examples=200, deadline=None)
+@given(title=TEXT, authors=st.lists(TEXT, max_size=3), paragraphs=st.lists(TEXT, max_size=3))
+def test_clean_note_cleans_every_field_and_keeps_a_clean_note(title, authors, paragraphs):
+    note = Note(title, "n", 2, (*authors,), (*paragraphs,), (*paragraphs,), ("x",), (title,))
+    cleaned = clean_note(note)
+    assert cleaned.title == clean_text(title)
+    assert cleaned.authors == tuple(map(clean_text, authors))
+    assert cleaned.abstract == cleaned.korean == tuple(map(clean_text, paragraphs))
+    assert cleaned.tags == (clean_text(title),)
+    assert clean_note(cleaned) == cleaned
+    if "".join([title, *authors, *paragraphs]).replace("\n", "").isprintable():
+        assert cleaned is note  # nothing to clean (as in every parsed note): not even a copy
 
 
 @settings(
