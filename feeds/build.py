@@ -179,9 +179,10 @@ def _vouches(st: os.stat_result, written: Written) -> bool:
     )
 
 
-def _stat_matches(path: Path, written: Written) -> bool:
+def _stat_matches(path: str | Path, written: Written) -> bool:
+    """The file at path is as the last build left it (False when it is gone)."""
     try:
-        return _vouches(path.stat(), written)
+        return _vouches(os.stat(path), written)
     except OSError:
         return False
 
@@ -213,14 +214,7 @@ def _look_in_out(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
     replaced or gone), and every file in OUT (_existing_files)."""
     cache_root, root = task
     _, recorded, _ = Cache(Path(cache_root)).load_record(Path(root))
-    changed = set()
-    for path, written in recorded.items():
-        try:
-            if _vouches(os.stat(f"{root}/{path}"), written):
-                continue
-        except OSError:
-            pass
-        changed.add(path)
+    changed = {path for path, w in recorded.items() if not _stat_matches(f"{root}/{path}", w)}
     return changed, _existing_files(Path(root))
 
 
@@ -254,15 +248,11 @@ class _InOut:
         if known is None or known.sha != output.sha:
             return False
         looked = self._look()
-        if looked is not None:
-            if output.path in looked[0]:
+        if looked is None:
+            if not _stat_matches(f"{self.root}/{output.path}", known):
                 return False
-        else:
-            try:
-                if not _vouches(os.stat(f"{self.root}/{output.path}"), known):
-                    return False
-            except OSError:
-                return False
+        elif output.path in looked[0]:
+            return False
         self.vouched.add(output.path)
         return True
 
@@ -537,8 +527,8 @@ def _stage_and_swap(
 
     A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
     OUT is not touched. Every object placed was written by this build or verified when planned.
-    `existing`: the files in OUT (_existing_files); `vouched`: those whose stat, taken while
-    planning, showed them as the last build left them, so they are not taken twice.
+    `existing`: the files in OUT (_existing_files); `vouched`: those found as the last build
+    left them (_InOut.present), so their stat is not taken twice.
     """
     root = os.fspath(out)
     unchanged: dict[str, Written] = {}

@@ -81,11 +81,15 @@ def _unsealed(data: bytes) -> memoryview | None:
     return payload if cut >= 0 and data[:cut] == sha256(payload).encode() else None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file and rename, so a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write through a temporary file and rename, so a reader sees the old file or the new one.
+
+    On plain strings: a first build writes some twenty thousand objects through it."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as file:
+        file.write(data)
+    os.replace(temporary, path)
 
 
 class ObjectStore:
@@ -109,11 +113,7 @@ class ObjectStore:
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
-        # As write_atomic, on plain strings: a first build stores some twenty thousand objects.
-        temporary = f"{folder}/.{sha}.tmp-{os.getpid()}"
-        with open(temporary, "wb") as file:
-            file.write(data)
-        os.replace(temporary, f"{folder}/{sha}")
+        write_atomic(f"{folder}/{sha}", data)
         return sha
 
     def read_verified(self, sha: str) -> bytes | None:

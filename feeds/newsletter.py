@@ -199,7 +199,8 @@ def message(digest: Digest, lang: Lang, settings: Settings, html: str, text: str
     building and flattening a message object costs more per newsletter than the MJML, and
     all but four headers are the same for every digest of a language.
     """
-    seed = hashlib.sha256(f"{digest.id}/{lang}".encode() + html.encode() + text.encode())
+    html_bytes, text_bytes = html.encode(), text.encode()
+    seed = hashlib.sha256(f"{digest.id}/{lang}".encode() + html_bytes + text_bytes)
     boundary = f"=_feeds_{seed.hexdigest()[:32]}".encode()
     before, after = _fixed_headers(
         lang,
@@ -221,10 +222,10 @@ def message(digest: Digest, lang: Lang, settings: Settings, html: str, text: str
             after,
             b"\r\n--" + boundary + b"\r\n",
             _PART_HEADERS["plain"],
-            _base64_lines(text.encode()),
+            _base64_lines(text_bytes),
             b"\r\n--" + boundary + b"\r\n",
             _PART_HEADERS["html"],
-            _base64_lines(html.encode()),
+            _base64_lines(html_bytes),
             b"\r\n--" + boundary + b"--\r\n",
         ]
     )
