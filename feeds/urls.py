@@ -65,8 +65,8 @@ def archive_page_path(lang: Lang) -> str:
 
 
 def digest_page_path(lang: Lang, digest_id: str) -> str:
-    # A file, not a folder per digest: thousands of folders make every atomic rebuild slow.
-    return f"{lang}/{digest_id}.html"
+    """A digest's web page, served as `{lang}/{digest_id}/`."""
+    return f"{lang}/{digest_id}/index.html"
 
 
 def tag_index_path(lang: Lang) -> str:
@@ -81,7 +81,8 @@ def tag_page_path(lang: Lang, slug: str, number: int | None = None) -> str:
 
 
 def newsletter_path(digest_id: str, lang: Lang, part: MailPart) -> str:
-    return f"newsletters/{digest_id}.{lang}.{part}"
+    """One part of a digest's newsletter in one language: `.html`, `.txt` or the whole `.eml`."""
+    return f"newsletters/{digest_id}/{lang}.{part}"
 
 
 @lru_cache(maxsize=16384)

@@ -102,7 +102,7 @@ def test_warm_cold_and_corrupted_cache_give_the_same_dist(corpus, reference, tmp
     # Damage cached outputs of a digest page, a newsletter and a feed (same size, other bytes),
     # and the record of a parsed digest: each must be noticed and made again, not published.
     objects = {p.name: p for p in (cache / "objects").rglob("*") if p.is_file()}
-    victims = [expected["en/2019-01-05.html"], expected["newsletters/2019-01-05.ko.eml"]]
+    victims = [expected["en/2019-01-05/index.html"], expected["newsletters/2019-01-05/ko.eml"]]
     victims.append(expected["ko/atom.xml"])
     for sha in victims:
         data = objects[sha].read_bytes()
@@ -138,18 +138,18 @@ def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_p
     }
 
     # A file changed in dist/ behind the build's back is put right, though no input changed.
-    page = tmp_path / "dist" / "ko" / "2019-01-05.html"
+    page = tmp_path / "dist" / "ko" / "2019-01-05" / "index.html"
     original = page.read_bytes()
     page.write_bytes(b"<p>defaced</p>")
     fixed = build(src, tmp_path / "dist", settings)
-    assert fixed.written == ["ko/2019-01-05.html"] and page.read_bytes() == original
+    assert fixed.written == ["ko/2019-01-05/index.html"] and page.read_bytes() == original
 
     # One note edited: its digest, its tags' pages and feeds, the language feeds render again.
     digest = src / "2019-01-05.txt"
     digest.write_text(digest.read_text(encoding="utf-8-sig").replace("#", "#edited-", 1))
     edited = build(src, tmp_path / "dist", settings)
     assert 0 < edited.rendered < 20, edited.rendered
-    assert "ko/2019-01-05.html" in edited.written and "ko/2019-01-12.html" not in edited.written
+    assert "ko/2019-01-05/index.html" in edited.written and "ko/2019-01-12/index.html" not in edited.written
 
 
 def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp_path):
@@ -164,8 +164,8 @@ def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp
 
     # Damage the spare tree: other bytes under a file's name (a new inode), a stray file and
     # folder, a missing file. None of it may reach dist/.
-    (spare / "ko" / "2019-01-12.html").unlink()
-    (spare / "ko" / "2019-01-12.html").write_bytes(b"<p>stale</p>")
+    (spare / "ko" / "2019-01-12" / "index.html").unlink()
+    (spare / "ko" / "2019-01-12" / "index.html").write_bytes(b"<p>stale</p>")
     (spare / "stray" / "deep").mkdir(parents=True)
     (spare / "stray" / "deep" / "page.html").write_bytes(b"stray")
     (spare / "en" / "index.html").unlink()
@@ -192,7 +192,7 @@ def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp
     build(src, tmp_path / "fresh2", site(tmp_path / "cache", workers=1))
     assert tree(dist) == tree(tmp_path / "fresh2")
     assert {p.name for p in tmp_path.glob(".dist*")} == {".dist.spare"}
-    assert (spare / "ko" / "2019-01-12.html").read_bytes() != b"<p>stale</p>"
+    assert (spare / "ko" / "2019-01-12" / "index.html").read_bytes() != b"<p>stale</p>"
 
 
 def test_a_digest_edited_without_changing_size_or_mtime_is_read_again(
@@ -220,8 +220,8 @@ def test_a_digest_edited_without_changing_size_or_mtime_is_read_again(
     assert digest.stat().st_mtime_ns == before.st_mtime_ns
 
     report = build(src, tmp_path / "dist", settings)
-    assert "ko/2019-01-12.html" in report.written
-    page = (tmp_path / "dist" / "ko" / "2019-01-12.html").read_text()
+    assert "ko/2019-01-12/index.html" in report.written
+    page = (tmp_path / "dist" / "ko" / "2019-01-12" / "index.html").read_text()
     assert title[::-1][:20] in page
 
 
@@ -246,7 +246,7 @@ def _job_counts(dist: Path) -> dict[str, int]:
     digest job and a tag page job one page per language each."""
     return {
         "feeds": len(list(dist.rglob("atom.xml"))),
-        "digests": len(list((dist / "ko").glob("[0-9]*.html"))),
+        "digests": len(list((dist / "ko").glob("[0-9]*/index.html"))),
         "tag pages": len(list((dist / "ko" / "tags").glob("*/*.html"))),
     }
 

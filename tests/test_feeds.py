@@ -142,7 +142,7 @@ def test_language_feed_items_in_order(dist, archive, fmt):
     expected = [(d.id, n) for d in archive.digests for n in d.notes]
     assert [e.title for e in parsed.entries] == [n.title for _, n in expected]
     assert [e.link for e in parsed.entries] == [
-        f"{BASE}en/{digest_id}.html#{n.slug}" for digest_id, n in expected
+        f"{BASE}en/{digest_id}/#{n.slug}" for digest_id, n in expected
     ]
     times = [e.published_parsed for e in parsed.entries]
     assert times == sorted(times, reverse=True) and len(set(times)) == len(times)

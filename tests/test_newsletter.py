@@ -85,7 +85,7 @@ def test_three_files_per_digest_and_language(dist):
         p.relative_to(dist).as_posix() for p in (dist / "newsletters").rglob("*") if p.is_file()
     )
     assert files == [
-        f"newsletters/{d}.{lang}.{ext}"
+        f"newsletters/{d}/{lang}.{ext}"
         for d in ("2024-10-29", "2024-11-04-1", "2024-11-07")
         for lang in ("en", "ko")
         for ext in ("eml", "html", "txt")
@@ -95,7 +95,7 @@ def test_three_files_per_digest_and_language(dist):
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_eml_headers_and_parts(dist, archive, lang):
     for digest in archive.digests:
-        raw = (dist / "newsletters" / f"{digest.id}.{lang}.eml").read_bytes()
+        raw = (dist / "newsletters" / digest.id / f"{lang}.eml").read_bytes()
         assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
         msg = email.message_from_bytes(raw, policy=policy.default)
         assert msg["From"] == "Notes Editor <notes@example.org>"
@@ -118,7 +118,7 @@ def test_eml_headers_and_parts(dist, archive, lang):
         assert html_part["Content-Transfer-Encoding"] == "base64"
         assert html_part.get_content_charset() == "utf-8"
         html, text = html_part.get_content(), text_part.get_content()
-        on_disk = (dist / "newsletters" / f"{digest.id}.{lang}.html").read_text()
+        on_disk = (dist / "newsletters" / digest.id / f"{lang}.html").read_text()
         assert html.replace("\r\n", "\n").rstrip("\n") == on_disk.rstrip("\n")
         visible = squash(html_text(html))
         for note in digest.notes:
@@ -127,11 +127,11 @@ def test_eml_headers_and_parts(dist, archive, lang):
             for paragraph in note.commentary(lang):
                 assert paragraph in visible
                 assert squash(paragraph) in squash(text)
-            assert f"{BASE}{lang}/{digest.id}.html#{note.slug}" in html
+            assert f"{BASE}{lang}/{digest.id}/#{note.slug}" in html
 
 
 def test_html_content_rules(dist):
-    html = (dist / "newsletters" / "2024-11-07.ko.html").read_text()
+    html = (dist / "newsletters" / "2024-11-07" / "ko.html").read_text()
     assert html.count('<html lang="ko"') == 1
     assert "<title>ML 논문 노트 · 2024년 11월 7일</title>" in html
     preheader = re.search(r'<div style="display:none[^>]*>(.*?)</div>', html, re.S)
@@ -142,7 +142,7 @@ def test_html_content_rules(dist):
     assert not re.search(r"<link[^>]+stylesheet", html)
     hrefs = re.findall(r'href="([^"]+)"', html)
     assert hrefs and all(h.startswith(("https://", "mailto:")) for h in hrefs)
-    assert f'href="{BASE}ko/2024-11-07.html"' in html  # view in browser
+    assert f'href="{BASE}ko/2024-11-07/"' in html  # view in browser
     assert f'href="{UNSUB}?token=__RECIPIENT_TOKEN__"' in html
     assert f'href="{BASE}ko/atom.xml"' in html
     assert all('alt="' in img for img in re.findall(r"<img[^>]*>", html))
@@ -151,7 +151,7 @@ def test_html_content_rules(dist):
 
 
 def test_plain_text_is_wrapped_for_people(dist):
-    text = (dist / "newsletters" / "2024-11-07.ko.txt").read_text()
+    text = (dist / "newsletters" / "2024-11-07" / "ko.txt").read_text()
     assert text.startswith("ML 논문 노트\n2024년 11월 7일\n")
     assert "<p" not in text and "</" not in text and "&amp;" not in text
     widths = [
@@ -198,7 +198,7 @@ def test_thirty_long_notes_stay_under_gmail_clip(tmp_path):
     (tmp_path / "seeds" / "d.txt").write_text(long_digest(30, 6))
     report = build(tmp_path / "seeds", tmp_path / "dist", site())
     for lang in ("ko", "en"):
-        size = (tmp_path / "dist" / "newsletters" / f"2024-11-08.{lang}.html").stat().st_size
+        size = (tmp_path / "dist" / "newsletters" / "2024-11-08" / f"{lang}.html").stat().st_size
         assert 40_000 < size < 102 * 1024, size
     assert not [w for w in report.warnings if "Gmail" in w.message]
 
@@ -274,6 +274,6 @@ def test_newsletters_do_not_scroll_sideways(dist, width):
     for page in sorted((dist / "newsletters").rglob("*.html")):
         scroll, client = scroll_width(page, width)
         assert client == width and scroll <= client, (page, scroll, client)
-    page = dist / "newsletters" / "2024-11-07.ko.html"
+    page = dist / "newsletters" / "2024-11-07" / "ko.html"
     shot = screenshot(page, ARTIFACTS / f"newsletter-2024-11-07-ko-{width}.png", width, 2000)
     assert shot.stat().st_size > 10_000

@@ -80,7 +80,7 @@ def test_serves_feeds_with_their_media_types(server):
     assert get(base + "ko/rss.xml")[1] == "application/rss+xml"
     assert get(base + "en/tags/moe/feed.json")[1] == "application/feed+json"
     assert get(base + "feeds.opml")[1] == "text/x-opml"
-    status, kind, body = get(base + "ko/2024-11-07.html")
+    status, kind, body = get(base + "ko/2024-11-07/")
     assert (
         status == 200
         and kind.startswith("text/html")
@@ -94,9 +94,9 @@ def test_rebuilds_on_change_and_keeps_last_good_site(server):
     base, tmp = server
     new = (SEEDS / "2024-11-07.txt").read_text().replace("2024년 11월 7일", "2024년 11월 8일")
     (tmp / "seeds" / "2024-11-08.txt").write_text(new)
-    wait_for(lambda: get(base + "en/2024-11-08.html")[0] == 200)
+    wait_for(lambda: get(base + "en/2024-11-08/")[0] == 200)
     (tmp / "seeds" / "broken.txt").write_text("not a date\n")
     wait_for(lambda: "Rebuild failed" in (tmp / "serve.log").read_text())
     log = (tmp / "serve.log").read_text()
     assert f"Error: {tmp}/seeds/broken.txt:1: expected a date header" in log
-    assert get(base + "en/2024-11-08.html")[0] == 200
+    assert get(base + "en/2024-11-08/")[0] == 200

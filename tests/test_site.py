@@ -52,7 +52,7 @@ def test_every_page_exists(dist):
     expected = ["index.html", "404.html", "sitemap.xml", "robots.txt"]
     for lang in ("ko", "en"):
         expected += [f"{lang}/index.html", f"{lang}/tags/index.html"]
-        expected += [f"{lang}/{d}.html" for d in DIGESTS]
+        expected += [f"{lang}/{d}/index.html" for d in DIGESTS]
         expected += [
             f"{lang}/tags/{t.name}/index.html"
             for t in (dist / lang / "tags").iterdir()
@@ -66,17 +66,17 @@ def test_every_page_exists(dist):
 
 
 def test_digest_page_has_anchors_abstract_and_alternates(dist):
-    html = (dist / "ko" / "2024-10-29.html").read_text()
+    html = (dist / "ko" / "2024-10-29" / "index.html").read_text()
     assert '<html lang="ko">' in html
     assert '<article class="note" id="thunderkittens-simple-fast-and-adorable-ai-kernels">' in html
     assert html.count("<details>") == 10
-    assert f'<link rel="canonical" href="{BASE}ko/2024-10-29.html">' in html
-    assert f'<link rel="alternate" hreflang="en" href="{BASE}en/2024-10-29.html">' in html
+    assert f'<link rel="canonical" href="{BASE}ko/2024-10-29/">' in html
+    assert f'<link rel="alternate" hreflang="en" href="{BASE}en/2024-10-29/">' in html
     assert (
         f'<link rel="alternate" type="application/atom+xml" title="ML 논문 노트 (Atom)" href="{BASE}ko/atom.xml">'
         in html
     )
-    assert f'href="{BASE}en/2024-10-29.html" hreflang="en" lang="en">English</a>' in html
+    assert f'href="{BASE}en/2024-10-29/" hreflang="en" lang="en">English</a>' in html
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert "<script" not in html
 
@@ -88,7 +88,7 @@ def test_tag_page_lists_tag_feeds_newest_first(dist):
         in html
     )
     links = re.findall(r'<li><a lang="en" href="([^"]+)">([^<]+)</a>', html)
-    assert {url.split("#")[0] for url, _ in links} == {f"{BASE}en/2024-10-29.html"}
+    assert {url.split("#")[0] for url, _ in links} == {f"{BASE}en/2024-10-29/"}
     titles = [title for _, title in links]
     assert titles == [
         "MarDini: Masked Autoregressive Diffusion for Video Generation at Scale",
@@ -169,7 +169,7 @@ def test_every_link_resolves(dist):
 def test_sitemap_and_robots(dist):
     sitemap = ElementTree.parse(dist / "sitemap.xml").getroot()
     locs = [e.text for e in sitemap.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
-    assert f"{BASE}ko/2024-11-07.html" in locs and f"{BASE}404.html" not in locs
+    assert f"{BASE}ko/2024-11-07/" in locs and f"{BASE}404.html" not in locs
     assert (dist / "robots.txt").read_text().endswith(f"Sitemap: {BASE}sitemap.xml\n")
 
 
@@ -228,8 +228,8 @@ def test_adding_a_digest_rewrites_only_what_changed(tmp_path):
     report = build(tmp_path / "seeds", tmp_path / "dist", site())
     now = tree(tmp_path / "dist")
     assert report.removed == ["stray.html"] and "stray.html" not in now
-    assert "ko/2024-11-09.html" in report.written
-    assert "ko/2024-10-29.html" not in report.written  # untouched digest page
+    assert "ko/2024-11-09/index.html" in report.written
+    assert "ko/2024-10-29/index.html" not in report.written  # untouched digest page
     for path in old:
         if path in now and now[path] == old[path]:
             assert (tmp_path / "dist" / path).stat().st_mtime_ns == mtimes[path], path
@@ -312,7 +312,7 @@ def test_killed_build_never_leaves_a_mixed_dist(tmp_path):
 def test_pages_fit_phone_and_desktop(dist, width):
     pages = {
         "home": dist / "index.html",
-        "digest": dist / "ko" / "2024-10-29.html",
+        "digest": dist / "ko" / "2024-10-29" / "index.html",
         "tag": dist / "en" / "tags" / "diffusion" / "index.html",
     }
     for name, page in pages.items():
@@ -337,7 +337,7 @@ def test_tag_with_many_notes_moves_older_ones_to_pages_that_never_change(tmp_pat
     tag = max(counts, key=lambda t: counts[t])
     assert counts[tag] >= 4 * size  # several older pages
     expected = [
-        f"{BASE}en/{d.id}.html#{n.slug}"
+        f"{BASE}en/{d.id}/#{n.slug}"
         for d in archive.digests
         for n in d.notes
         if tag in {tag_key(t) for t in n.tags}
