@@ -209,21 +209,30 @@ def _existing_files(root: Path) -> dict[str, int]:
     return found
 
 
-def _look_in_out(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
+Looked = tuple[set[str], dict[str, int], dict[str, int] | None]
+
+
+def _look_in_out(task: tuple[str, str, str]) -> Looked:
     """In a worker: the files of OUT's last build that are no longer as it left them (edited,
-    replaced or gone), and every file in OUT (_existing_files)."""
-    cache_root, root = task
+    replaced or gone), every file in OUT, and every file in the staging tree if one is named
+    (_existing_files)."""
+    cache_root, root, staging = task
     _, recorded, _ = Cache(Path(cache_root)).load_record(Path(root))
     changed = {path for path, w in recorded.items() if not _stat_matches(f"{root}/{path}", w)}
-    return changed, _existing_files(Path(root))
+    return changed, _existing_files(Path(root)), _existing_files(Path(staging)) if staging else None
 
 
 class _InOut:
     """What OUT holds, against what the last build left there.
 
-    With workers, one of them stats every recorded file while this process loads the archive
-    (some twenty thousand stats, otherwise on the way from loading to rendering); without,
+    With workers, one of them stats every recorded file and lists OUT and the staging tree
+    while this process loads the archive (tens of thousands of stats and directory entries,
+    otherwise on the way from loading to rendering, or from rendering to the swap); without,
     each file is stat-ed here when asked about.
+
+    The staging tree is the spare tree of the last build (see _spare_path), renamed at once to
+    this build's own name, so what is listed is what this build will find there. `give_back`
+    makes it the spare tree again when the build does not swap it in.
     """
 
     def __init__(self, out: Path, cache: Cache, last_files: dict[str, Written], workers: Workers):
@@ -231,12 +240,16 @@ class _InOut:
         self.root = os.fspath(out)
         self.last_files = last_files
         self.vouched: set[str] = set()  # files present() found as the last build left them
-        self._looked: tuple[set[str], dict[str, int]] | None = None
-        self._looking: Iterator[tuple[set[str], dict[str, int]]] | None = None
+        self.staging: Path | None = None
+        self._looked: Looked | None = None
+        self._looking: Iterator[Looked] | None = None
         if workers.count > 1 and last_files:
-            self._looking = workers.map(_look_in_out, [(os.fspath(cache.root), self.root)])
+            self.staging = _take_spare(out)
+            staging = os.fspath(self.staging) if self.staging is not None else ""
+            task = (os.fspath(cache.root), self.root, staging)
+            self._looking = workers.map(_look_in_out, [task])
 
-    def _look(self) -> tuple[set[str], dict[str, int]] | None:
+    def _look(self) -> Looked | None:
         if self._looking is not None:
             self._looked = next(self._looking)
             self._looking = None
@@ -260,6 +273,22 @@ class _InOut:
         """Every file in OUT, with its inode."""
         looked = self._look()
         return looked[1] if looked is not None else _existing_files(self.out)
+
+    def staged(self) -> tuple[Path, dict[str, int]] | None:
+        """The staging tree taken from the last build, and every file in it (None: no such tree)."""
+        looked = self._look()
+        if self.staging is None or looked is None or looked[2] is None:
+            return None
+        return self.staging, looked[2]
+
+    def give_back(self) -> None:
+        """Make the staging tree the spare one again, unless the build swapped it in."""
+        if self.staging is not None and self.staging.is_dir():
+            spare = _spare_path(self.out)
+            if spare.exists():
+                shutil.rmtree(self.staging, ignore_errors=True)
+            else:
+                self.staging.rename(spare)
 
 
 PARALLEL_PARSE_FILES = 64
@@ -400,11 +429,13 @@ def _build(
     from .plan import worker_count
 
     with Workers(settings, cache.objects, worker_count(settings)) as workers:
+        in_out = _InOut(out, cache, last_files, workers)  # a worker looks while the archive loads
         try:
             return _rebuild(
-                src, out, settings, cache, code, inputs, last_files, workers, report, progress
+                src, out, settings, cache, code, inputs, in_out, workers, report, progress
             )
         finally:
+            in_out.give_back()
             gc.unfreeze()
 
 
@@ -415,7 +446,7 @@ def _rebuild(
     cache: Cache,
     code: str,
     inputs: _Inputs,
-    last_files: dict[str, Written],
+    in_out: _InOut,
     workers: Workers,
     report: BuildReport,
     progress: Progress | None,
@@ -427,7 +458,6 @@ def _rebuild(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        in_out = _InOut(out, cache, last_files, workers)  # a worker looks while this loads
         memo = _ParseMemo(cache, inputs.files)
         memo.parse_elsewhere(workers)
         loaded = read_archive(src, memo.parse)
@@ -481,7 +511,14 @@ def _rebuild(
     )
     start = time.perf_counter()
     files, tidying = _stage_and_swap(
-        out, existing, planned.outputs, cache.objects, last_files, in_out.vouched, report
+        out,
+        existing,
+        planned.outputs,
+        cache.objects,
+        in_out.last_files,
+        in_out.vouched,
+        in_out.staged(),
+        report,
     )
     try:
         cache.save_index(planned.index)
@@ -520,6 +557,7 @@ def _stage_and_swap(
     objects: ObjectStore,
     last_files: dict[str, Written],
     vouched: set[str],
+    staged: tuple[Path, dict[str, int]] | None,
     report: BuildReport,
 ) -> tuple[dict[str, Written], threading.Thread | None]:
     """Make OUT hold exactly `outputs`; returns how each file was left, for the next build, and
@@ -528,7 +566,8 @@ def _stage_and_swap(
     A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
     OUT is not touched. Every object placed was written by this build or verified when planned.
     `existing`: the files in OUT (_existing_files); `vouched`: those found as the last build
-    left them (_InOut.present), so their stat is not taken twice.
+    left them (_InOut.present), so their stat is not taken twice; `staged`: the staging tree
+    already taken from the last build, and its files (_InOut.staged).
     """
     root = os.fspath(out)
     unchanged: dict[str, Written] = {}
@@ -554,21 +593,23 @@ def _stage_and_swap(
     if not report.written and not report.removed and out.is_dir():
         return unchanged, None
 
-    staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
-    if staging.exists():
-        shutil.rmtree(staging)
     spare = _spare_path(out)
+    if staged is None:
+        taken = _take_spare(out)
+        staged = (taken, _existing_files(taken)) if taken is not None else None
+    staging = _staging_path(out)
     files: dict[str, Written] | None = None
-    if spare.is_dir() and out.is_dir():
-        spare.rename(staging)
+    if staged is not None:
         try:
-            files = _update_tree(staging, out, outputs, unchanged, objects)
+            files = _update_tree(staging, out, outputs, unchanged, objects, staged[1])
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # built afresh below
     if files is None:
+        if staging.exists():
+            shutil.rmtree(staging)
         staging.mkdir(parents=True)
         try:
-            files = _update_tree(staging, out, outputs, unchanged, objects)  # every file anew
+            files = _update_tree(staging, out, outputs, unchanged, objects, {})  # every file anew
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -588,21 +629,41 @@ def _spare_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.spare")
 
 
+def _staging_path(out: Path) -> Path:
+    """This build's staging tree: named for this process alone."""
+    return out.with_name(f".{out.name}.staging-{os.getpid()}")
+
+
+def _take_spare(out: Path) -> Path | None:
+    """Rename the spare tree to this build's staging tree; None when there is none to take."""
+    spare, staging = _spare_path(out), _staging_path(out)
+    if not (spare.is_dir() and out.is_dir()):
+        return None
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        spare.rename(staging)
+    except OSError:
+        return None
+    return staging
+
+
 def _update_tree(
     staging: Path,
     out: Path,
     outputs: dict[str, Output],
     unchanged: dict[str, Written],
     objects: ObjectStore,
+    present: dict[str, int],
 ) -> dict[str, Written]:
     """Turn the tree at `staging` (empty, or the spare tree of an earlier build) into the new one.
 
-    A file there is kept only when it is the very inode OUT holds with unchanged bytes (that
-    stat vouched for it); every other file is replaced or removed. So only what changed since
-    that build is written, and anything else the tree holds cannot leak into the new one.
+    `present`: every file in it (_existing_files), listed once it had this build's own name. A
+    file there is kept only when it is the very inode OUT holds with unchanged bytes (that stat
+    vouched for it); every other file is replaced or removed. So only what changed since that
+    build is written, and anything else the tree holds cannot leak into the new one.
     """
     root, stage = os.fspath(out), os.fspath(staging)
-    present = _existing_files(staging)
     folders = {p.rpartition("/")[0] for p in present} | {""}
     files = dict(unchanged)
     for path in sorted(outputs):

@@ -149,15 +149,20 @@ def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_p
     digest.write_text(digest.read_text(encoding="utf-8-sig").replace("#", "#edited-", 1))
     edited = build(src, tmp_path / "dist", settings)
     assert 0 < edited.rendered < 20, edited.rendered
-    assert "ko/2019-01-05/index.html" in edited.written and "ko/2019-01-12/index.html" not in edited.written
+    assert (
+        "ko/2019-01-05/index.html" in edited.written
+        and "ko/2019-01-12/index.html" not in edited.written
+    )
 
 
-def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp_path, workers):
     """The tree a build replaced is kept as .dist.spare and the next build stages in it:
-    whatever that tree holds, the new dist/ equals a build from scratch."""
+    whatever that tree holds, the new dist/ equals a build from scratch. (With workers, a
+    build takes the spare tree at once and a worker lists it.)"""
     _, expected = reference
     src = copy_corpus(corpus, tmp_path)
-    settings = site(tmp_path / "cache", workers=1)
+    settings = site(tmp_path / "cache", workers=workers)
     dist, spare = tmp_path / "dist", tmp_path / ".dist.spare"
     build(src, dist, settings)
     assert tree(spare) == expected  # a first build links one, to stage the next build in
@@ -193,6 +198,18 @@ def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp
     assert tree(dist) == tree(tmp_path / "fresh2")
     assert {p.name for p in tmp_path.glob(".dist*")} == {".dist.spare"}
     assert (spare / "ko" / "2019-01-12" / "index.html").read_bytes() != b"<p>stale</p>"
+
+    # A build that fails, or has nothing to write, gives the tree it took back as the spare.
+    (src / "zz-broken.txt").write_text("no date header\n", encoding="utf-8")
+    with pytest.raises(ParseError):
+        build(src, dist, settings)
+    assert {p.name for p in tmp_path.glob(".dist*")} == {".dist.spare"}
+    (src / "zz-broken.txt").unlink()
+    (dist / "ko" / "index.html").touch()  # the same bytes, another stat: nothing to write
+    untouched = build(src, dist, settings)
+    assert untouched.written == [] and untouched.unchanged == len(tree(tmp_path / "fresh2"))
+    assert {p.name for p in tmp_path.glob(".dist*")} == {".dist.spare"}
+    assert tree(dist) == tree(tmp_path / "fresh2")
 
 
 def test_a_digest_edited_without_changing_size_or_mtime_is_read_again(
