@@ -209,26 +209,22 @@ def _existing_files(root: Path) -> dict[str, int]:
     return found
 
 
-Looked = tuple[set[str], dict[str, int], dict[str, int] | None]
-
-
-def _look_in_out(task: tuple[str, str, str]) -> Looked:
+def _look_in_out(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
     """In a worker: the files of OUT's last build that are no longer as it left them (edited,
-    replaced or gone), every file in OUT, and every file in the staging tree if one is named
-    (_existing_files)."""
-    cache_root, root, staging = task
+    replaced or gone), and every file in OUT (_existing_files)."""
+    cache_root, root = task
     _, recorded, _ = Cache(Path(cache_root)).load_record(Path(root))
     changed = {path for path, w in recorded.items() if not _stat_matches(f"{root}/{path}", w)}
-    return changed, _existing_files(Path(root)), _existing_files(Path(staging)) if staging else None
+    return changed, _existing_files(Path(root))
 
 
 class _InOut:
     """What OUT holds, against what the last build left there.
 
-    With workers, one of them stats every recorded file and lists OUT and the staging tree
-    while this process loads the archive (tens of thousands of stats and directory entries,
-    otherwise on the way from loading to rendering, or from rendering to the swap); without,
-    each file is stat-ed here when asked about.
+    With workers, while this process loads the archive, one of them stats every recorded file
+    and lists OUT, and the other lists the staging tree (tens of thousands of stats and
+    directory entries, otherwise on the way from loading to rendering, or from rendering to
+    the swap); without, each file is stat-ed here when asked about.
 
     The staging tree is the spare tree of the last build (see _spare_path), renamed at once to
     this build's own name, so what is listed is what this build will find there. `give_back`
@@ -241,15 +237,17 @@ class _InOut:
         self.last_files = last_files
         self.vouched: set[str] = set()  # files present() found as the last build left them
         self.staging: Path | None = None
-        self._looked: Looked | None = None
-        self._looking: Iterator[Looked] | None = None
+        self._looked: tuple[set[str], dict[str, int]] | None = None
+        self._looking: Iterator[tuple[set[str], dict[str, int]]] | None = None
+        self._listing: Iterator[dict[str, int]] | None = None
+        self._listed: dict[str, int] | None = None
         if workers.count > 1 and last_files:
+            self._looking = workers.map(_look_in_out, [(os.fspath(cache.root), self.root)])
             self.staging = _take_spare(out)
-            staging = os.fspath(self.staging) if self.staging is not None else ""
-            task = (os.fspath(cache.root), self.root, staging)
-            self._looking = workers.map(_look_in_out, [task])
+            if self.staging is not None:
+                self._listing = workers.map(_existing_files, [self.staging])
 
-    def _look(self) -> Looked | None:
+    def _look(self) -> tuple[set[str], dict[str, int]] | None:
         if self._looking is not None:
             self._looked = next(self._looking)
             self._looking = None
@@ -275,11 +273,15 @@ class _InOut:
         return looked[1] if looked is not None else _existing_files(self.out)
 
     def staged(self) -> tuple[Path, dict[str, int]] | None:
-        """The staging tree taken from the last build, and every file in it (None: no such tree)."""
-        looked = self._look()
-        if self.staging is None or looked is None or looked[2] is None:
+        """The staging tree taken from the last build, and every file in it (None: no such tree).
+
+        Like files(), first asked before the workers close."""
+        if self._listing is not None:
+            self._listed = next(self._listing)
+            self._listing = None
+        if self.staging is None or self._listed is None:
             return None
-        return self.staging, looked[2]
+        return self.staging, self._listed
 
     def give_back(self) -> None:
         """Make the staging tree the spare one again, unless the build swapped it in."""
@@ -479,14 +481,15 @@ def _rebuild(
 
     state = b""
     existing: dict[str, int] = {}
+    staged: tuple[Path, dict[str, int]] | None = None
 
     def meanwhile() -> None:
         # What needs nothing rendered, done while the workers render.
-        nonlocal state, existing
+        nonlocal state, existing, staged
         began = time.perf_counter()
         memo.save(cache)
         state = dump_state(updates.state)
-        existing = in_out.files()
+        existing, staged = in_out.files(), in_out.staged()
         report.timings["write"] = report.timings.get("write", 0.0) + time.perf_counter() - began
 
     planned = plan(
@@ -517,7 +520,7 @@ def _rebuild(
         cache.objects,
         in_out.last_files,
         in_out.vouched,
-        in_out.staged(),
+        staged,
         report,
     )
     try:
