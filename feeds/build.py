@@ -221,10 +221,10 @@ def _look_in_out(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
 class _InOut:
     """What OUT holds, against what the last build left there.
 
-    With workers, while this process loads the archive, one of them stats every recorded file
-    and lists OUT, and the other lists the staging tree (tens of thousands of stats and
-    directory entries, otherwise on the way from loading to rendering, or from rendering to
-    the swap); without, each file is stat-ed here when asked about.
+    With workers, while this process loads the archive, one task stats every recorded file
+    and lists OUT and another lists the staging tree, each on a free worker (tens of thousands
+    of stats and directory entries, otherwise on the way from loading to rendering, or from
+    rendering to the swap); without, each file is stat-ed here when asked about.
 
     The staging tree is the spare tree of the last build (see _spare_path), renamed at once to
     this build's own name, so what is listed is what this build will find there. `give_back`
