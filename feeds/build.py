@@ -413,16 +413,17 @@ def _build(
     inputs = _read_inputs(src, out, salt, known_stats)
     if inputs.stats != known_stats:
         cache.save_input_stats(inputs.stats)
-    last_fingerprint, last_files, last_warnings = cache.load_record(out)
-    if (
-        last_fingerprint == inputs.fingerprint(inputs.state)
-        and all(_stat_matches(out / path, w) for path, w in last_files.items())
-        and _existing_files(out).keys() == last_files.keys()
-    ):
-        report.unchanged = len(last_files)
-        report.warnings = [Problem(*w, severity="warning") for w in last_warnings]
-        report.timings["parse"] = time.perf_counter() - start
-        return report
+    last_files: dict[str, Written] | None = None
+    if cache.load_fingerprint(out) == inputs.fingerprint(inputs.state):
+        _, last_files, last_warnings = cache.load_record(out)
+        if (
+            all(_stat_matches(out / path, w) for path, w in last_files.items())
+            and _existing_files(out).keys() == last_files.keys()
+        ):
+            report.unchanged = len(last_files)
+            report.warnings = [Problem(*w, severity="warning") for w in last_warnings]
+            report.timings["parse"] = time.perf_counter() - start
+            return report
     report.timings["parse"] = time.perf_counter() - start
 
     # Imports the renderers (only when there is something to build) and starts the workers
@@ -431,6 +432,8 @@ def _build(
     from .plan import worker_count
 
     with Workers(settings, cache.objects, worker_count(settings)) as workers:
+        if last_files is None:  # loaded once the workers are forked: they need no copy
+            last_files = cache.load_record(out)[1]
         in_out = _InOut(out, cache, last_files, workers)  # a worker looks while the archive loads
         try:
             return _rebuild(

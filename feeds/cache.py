@@ -7,8 +7,8 @@ Layout of cache_dir:
     parsed/0 … parsed/f    per digest file, by a hash of its name and bytes: the parsed digest
                            (sixteen files, by the hash's first digit)
     inputs                 per digest file (absolute path), its stat and the parse key it vouches for
-    builds/<id>            per output folder: the input fingerprint of its last build and, per
-                           file, SHA-256, size, mtime and inode as written
+    builds/<id>            per output folder: the input fingerprint of its last build (first,
+                           readable alone) and, per file, SHA-256, size, mtime and inode as written
 
 All but the objects are pickles of plain tuples and dicts (quick to load; the cache is this
 user's own folder, like the objects it vouches for). Every file but the objects starts with
@@ -31,9 +31,12 @@ from typing import Any
 
 from .errors import FeedsError
 
-FORMAT = 3
+FORMAT = 4
 """Bumped whenever what the cache holds changes shape."""
 
+
+_FINGERPRINT_MAX = 130
+"""A record's first line (its format byte and a SHA-256 in hex) is at most this long."""
 
 _PARSED_SHARDS = tuple("0123456789abcdef")
 """parsed/ holds one file per first hex digit of the key: a new digest rewrites one of them."""
@@ -256,25 +259,45 @@ class Cache:
     def _record_name(self, out: Path) -> str:
         return f"builds/{sha256(os.fsencode(out.resolve()))[:32]}"
 
+    def _record(self, out: Path) -> tuple[str, memoryview] | None:
+        """The fingerprint line of OUT's record, and the pickle after it."""
+        payload = self._read(self._record_name(out))
+        if payload is None:
+            return None
+        cut = bytes(payload[:_FINGERPRINT_MAX]).find(b"\n", 1)
+        if cut < 2:
+            return None
+        return bytes(payload[1:cut]).decode("ascii", "replace"), payload[cut + 1 :]
+
+    def load_fingerprint(self, out: Path) -> str:
+        """The input fingerprint of the last build into OUT ("" when unknown), without loading
+        what it wrote: a build with work to do starts its workers before that loads, so they
+        do not carry a copy of it."""
+        record = self._record(out)
+        return record[0] if record is not None else ""
+
     def load_record(self, out: Path) -> tuple[str, dict[str, Written], list[Any]]:
         """(input fingerprint, files as written, warnings) of the last build into OUT."""
-        raw = self._pickled(self._record_name(out))
+        record = self._record(out)
+        if record is None:
+            return "", {}, []
         try:
+            raw = pickle.loads(record[1])
             files = {path: Written(*values) for path, values in raw["files"].items()}
-            return str(raw["fingerprint"]), files, list(raw["warnings"])
-        except (KeyError, TypeError, ValueError):
+            return record[0], files, list(raw["warnings"])
+        except Exception:  # damaged, or of another version: as if there were none
             return "", {}, []
 
     def save_record(
         self, out: Path, fingerprint: str, files: dict[str, Written], warnings: Iterable[Any]
     ) -> None:
         raw = {
-            "fingerprint": fingerprint,
             "files": {path: (w.sha, w.size, w.mtime_ns, w.inode) for path, w in files.items()},
             "warnings": list(warnings),
         }
         name = self._record_name(out)
-        self._write(name, pickle.dumps(raw, pickle.HIGHEST_PROTOCOL))
+        line = fingerprint.encode("ascii") + b"\n"
+        self._write(name, line + pickle.dumps(raw, pickle.HIGHEST_PROTOCOL))
         (self.root / f"{name}.json").unlink(missing_ok=True)  # cache format 2 kept it as JSON
 
     def _pickled(self, name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -153,6 +154,36 @@ def test_no_change_rebuild_touches_nothing_and_edits_render_little(corpus, tmp_p
         "ko/2019-01-05/index.html" in edited.written
         and "ko/2019-01-12/index.html" not in edited.written
     )
+
+
+def test_a_damaged_build_record_is_not_trusted(corpus, reference, tmp_path):
+    """The record of what a build left in dist/ lets the next one stop early: one whose seal
+    does not match counts for nothing, even when it reads well and claims a defaced page."""
+    _, expected = reference
+    src = copy_corpus(corpus, tmp_path)
+    settings = site(tmp_path / "cache", workers=2)
+    dist = tmp_path / "dist"
+    build(src, dist, settings)
+    assert build(src, dist, settings).reused == 0  # stopped early: nothing planned
+
+    page = dist / "ko" / "2019-01-05" / "index.html"
+    defaced = page.read_bytes().replace(b"</h1>", b" (defaced)</h1>", 1)
+    page.unlink()  # a new file: the cached object it was linked to stays whole
+    page.write_bytes(defaced)
+    # The record rewritten to vouch for the defaced page, its seal left as it was.
+    (record,) = (tmp_path / "cache" / "builds").iterdir()
+    seal, _, payload = record.read_bytes().partition(b"\n")
+    fingerprint_line, _, pickled = payload.partition(b"\n")
+    raw = pickle.loads(pickled)
+    sha = raw["files"]["ko/2019-01-05/index.html"][0]
+    st = page.stat()
+    raw["files"]["ko/2019-01-05/index.html"] = (sha, st.st_size, st.st_mtime_ns, st.st_ino)
+    record.write_bytes(seal + b"\n" + fingerprint_line + b"\n" + pickle.dumps(raw))
+
+    checked = build(src, dist, settings)
+    assert checked.reused > 200 and checked.rendered == 0  # planned in full, rendered nothing
+    assert checked.written == ["ko/2019-01-05/index.html"] and tree(dist) == expected
+    assert build(src, dist, settings).reused == 0  # the record is whole again
 
 
 @pytest.mark.parametrize("workers", [1, 2])
