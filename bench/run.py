@@ -56,11 +56,15 @@ def _tree_rss_kib(root: int) -> int:
         try:
             with open(f"/proc/{pid}/statm") as f:
                 total += int(f.read().split()[1]) * _PAGE_KIB
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    stack += map(int, f.read().split())
+            tasks = os.listdir(f"/proc/{pid}/task")
         except (OSError, ValueError):  # it ended meanwhile
             continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    stack += map(int, f.read().split())
+            except (OSError, ValueError):  # that thread ended meanwhile
+                continue
     return total
 
 
