@@ -224,7 +224,7 @@ class _InOut:
     With workers, while this process loads the archive, one task stats every recorded file
     and lists OUT and another lists the staging tree, each on a free worker (tens of thousands
     of stats and directory entries, otherwise on the way from loading to rendering, or from
-    rendering to the swap); without, each file is stat-ed here when asked about.
+    rendering to the swap); without, each file is stat-ed and the trees listed here when asked.
 
     The staging tree is the spare tree of the last build (see _spare_path), renamed at once to
     this build's own name, so what is listed is what this build will find there. `give_back`
@@ -243,9 +243,9 @@ class _InOut:
         self._listed: dict[str, int] | None = None
         if workers.count > 1 and last_files:
             self._looking = workers.map(_look_in_out, [(os.fspath(cache.root), self.root)])
-            self.staging = _take_spare(out)
-            if self.staging is not None:
-                self._listing = workers.map(_existing_files, [self.staging])
+        self.staging = _take_spare(out)
+        if self.staging is not None and workers.count > 1:
+            self._listing = workers.map(_existing_files, [self.staging])
 
     def _look(self) -> tuple[set[str], dict[str, int]] | None:
         if self._looking is not None:
@@ -276,11 +276,13 @@ class _InOut:
         """The staging tree taken from the last build, and every file in it (None: no such tree).
 
         Like files(), first asked before the workers close."""
+        if self.staging is None:
+            return None
         if self._listing is not None:
             self._listed = next(self._listing)
             self._listing = None
-        if self.staging is None or self._listed is None:
-            return None
+        elif self._listed is None:
+            self._listed = _existing_files(self.staging)
         return self.staging, self._listed
 
     def give_back(self) -> None:
@@ -572,8 +574,8 @@ def _stage_and_swap(
     A file whose bytes are unchanged keeps its inode and mtime. When nothing changed at all,
     OUT is not touched. Every object placed was written by this build or verified when planned.
     `existing`: the files in OUT (_existing_files); `vouched`: those found as the last build
-    left them (_InOut.present), so their stat is not taken twice; `staged`: the staging tree
-    already taken from the last build, and its files (_InOut.staged).
+    left them (_InOut.present), so their stat is not taken twice; `staged`: the spare tree
+    taken as this build's staging tree, and its files (_InOut.staged); None: staged afresh.
     """
     root = os.fspath(out)
     unchanged: dict[str, Written] = {}
@@ -600,10 +602,7 @@ def _stage_and_swap(
         return unchanged, None
 
     spare = _spare_path(out)
-    if staged is None:
-        taken = _take_spare(out)
-        staged = (taken, _existing_files(taken)) if taken is not None else None
-    staging = _staging_path(out)
+    staging = staged[0] if staged is not None else _staging_path(out)
     files: dict[str, Written] | None = None
     if staged is not None:
         try:
