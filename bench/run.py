@@ -11,8 +11,8 @@ added and one note edited (--edits rounds per run, the digest removed after each
 template edited; plus files and bytes per kind, the build's
 own per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the
 same corpus is built by Pelican and Hugo (installed into bench/.venv, not as
-dependencies of feeds) as one post per note with per-tag feeds, in the same run.
-Writes bench/RESULTS.md and bench/results.json.
+dependencies of feeds) as one post per note with per-tag feeds, in the same run,
+and the I/O floor of both outputs is measured (bench/floor.py). Writes bench/RESULTS.md and bench/results.json.
 """
 
 from __future__ import annotations
@@ -228,6 +228,7 @@ def bench_size(size: int, runs: int, edits: int, compare: bool) -> dict[str, obj
     }
     if compare:
         report["compare"] = compare_tools(src, runs)
+        report["floor"] = write_floors({"feeds": out, "hugo": WORK / "hugo-site" / "public"}, runs)
     return report
 
 
@@ -262,6 +263,23 @@ def compare_tools(src: Path, runs: int) -> dict[str, object]:
             "mib": sum(p.stat().st_size for p in files) / 2**20,
         }
     return found
+
+
+def write_floors(trees: dict[str, Path], runs: int) -> dict[str, dict[str, float]]:
+    """Per tree, the seconds that writing its files and nothing else takes (bench/floor.py),
+    from 2 processes on the filesystem the builds write to; the trees take turns."""
+    seconds: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(runs):
+        for name, tree in trees.items():
+            command = [sys.executable, str(ROOT / "bench" / "floor.py"), str(tree)]
+            done = subprocess.run(
+                [*command, str(WORK / "floor"), "--processes", "2"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            seconds[name].append(float(done.stdout))
+    return {name: summary(values) for name, values in seconds.items()}
 
 
 def machine() -> dict[str, object]:
@@ -342,6 +360,19 @@ def markdown(report: dict[str, object]) -> str:
             f"{cold['peak_rss_mib']:.0f} | {sum(e['files'] for e in out.values())} | "
             f"{sum(e['bytes'] for e in out.values()) / 2**20:.0f} | 1.00 |"
         )
+        floor = size.get("floor")
+        if floor:
+            target = found["hugo"]["wall"]["median"] / 2
+            lines += [
+                "",
+                "I/O floor: writing the same files and bytes and nothing else, from 2 processes "
+                "on the same filesystem (bench/floor.py), in the same run:",
+                "",
+                f"- feeds' output: {_wall(floor['feeds'])} s, "
+                f"{floor['feeds']['median'] / target:.0%} of the cold target "
+                f"(half of Hugo's median, {target:.2f} s)",
+                f"- Hugo's output: {_wall(floor['hugo'])} s",
+            ]
     by_size = {s["digests"]: s for s in report["sizes"]}
     if 500 in by_size and 2000 in by_size:
         ratio = (
