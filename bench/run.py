@@ -5,14 +5,14 @@
 
 Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each scenario
 runs the real CLI in a fresh process, after a `sync`, and is measured from outside: wall
-time, and the peak resident memory of the whole process tree (worker processes included), sampled
-from /proc. Scenarios: cold (empty dist/ and empty cache), no-change rebuild, one digest
-added and one note edited (--edits rounds per run, the digest removed after each), one
-template edited; plus files and bytes per kind, the build's
-own per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the
-same corpus is built by Pelican and Hugo (installed into bench/.venv, not as
-dependencies of feeds) as one post per note with per-tag feeds, in the same run,
-and the I/O floor of both outputs is measured (bench/floor.py). Writes bench/RESULTS.md and bench/results.json.
+time, and the peak resident memory of the whole process tree (worker processes included),
+sampled from /proc. Scenarios: cold (a first build: no dist/, no spare tree, empty cache),
+no-change rebuild, one digest added and one note edited (--edits rounds per run, the digest
+removed after each), one template edited; plus files and bytes per kind, the build's own
+per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the same corpus
+is built by Pelican and Hugo (installed into bench/.venv, not as dependencies of feeds) as
+one post per note with per-tag feeds, in the same run, and the I/O floor of both outputs is
+measured (bench/floor.py). Writes bench/RESULTS.md and bench/results.json.
 """
 
 from __future__ import annotations
@@ -188,8 +188,9 @@ def bench_size(size: int, runs: int, edits: int, compare: bool) -> dict[str, obj
     }
     templates = WORK / "templates"
     for _ in range(runs):
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(WORK / ".feeds-cache", ignore_errors=True)
+        # A first build: no dist/, no spare tree beside it (.dist-N.spare), no cache.
+        for leftover in (out, out.with_name(f".{out.name}.spare"), WORK / ".feeds-cache"):
+            shutil.rmtree(leftover, ignore_errors=True)
         (src / ".feeds-state.json").unlink(missing_ok=True)
         results["cold"].append(run_build(src, out))
         results["no_change"].append(run_build(src, out))
