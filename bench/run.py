@@ -272,12 +272,9 @@ def write_floors(trees: dict[str, Path], runs: int) -> dict[str, dict[str, float
     seconds: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(runs):
         for name, tree in trees.items():
-            command = [sys.executable, str(ROOT / "bench" / "floor.py"), str(tree)]
+            floor = [sys.executable, str(ROOT / "bench" / "floor.py"), "--processes", "2"]
             done = subprocess.run(
-                [*command, str(WORK / "floor"), "--processes", "2"],
-                check=True,
-                capture_output=True,
-                text=True,
+                [*floor, str(tree), str(WORK / "floor")], check=True, capture_output=True, text=True
             )
             seconds[name].append(float(done.stdout))
     return {name: summary(values) for name, values in seconds.items()}
