@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import hashlib
 import os
@@ -236,29 +237,31 @@ class _InOut:
         self.root = os.fspath(out)
         self.last_files = last_files
         self.vouched: set[str] = set()  # files present() found as the last build left them
-        self.staging: Path | None = None
-        self._looked: tuple[set[str], dict[str, int]] | None = None
         self._looking: Iterator[tuple[set[str], dict[str, int]]] | None = None
         self._listing: Iterator[dict[str, int]] | None = None
-        self._listed: dict[str, int] | None = None
         if workers.count > 1 and last_files:
             self._looking = workers.map(_look_in_out, [(os.fspath(cache.root), self.root)])
         self.staging = _take_spare(out)
         if self.staging is not None and workers.count > 1:
             self._listing = workers.map(_existing_files, [self.staging])
 
-    def _look(self) -> tuple[set[str], dict[str, int]] | None:
-        if self._looking is not None:
-            self._looked = next(self._looking)
-            self._looking = None
-        return self._looked
+    @functools.cached_property
+    def _looked(self) -> tuple[set[str], dict[str, int]] | None:
+        """What the worker found (_look_in_out); None: no worker looked."""
+        return next(self._looking) if self._looking is not None else None
+
+    @functools.cached_property
+    def _listed(self) -> dict[str, int]:
+        """Every file in the staging tree: as a worker listed it, or listed here."""
+        assert self.staging is not None
+        return next(self._listing) if self._listing is not None else _existing_files(self.staging)
 
     def present(self, output: Output) -> bool:
         """OUT holds this output as the last build left it."""
         known = self.last_files.get(output.path)
         if known is None or known.sha != output.sha:
             return False
-        looked = self._look()
+        looked = self._looked
         if looked is None:
             if not _stat_matches(f"{self.root}/{output.path}", known):
                 return False
@@ -269,21 +272,14 @@ class _InOut:
 
     def files(self) -> dict[str, int]:
         """Every file in OUT, with its inode."""
-        looked = self._look()
+        looked = self._looked
         return looked[1] if looked is not None else _existing_files(self.out)
 
     def staged(self) -> tuple[Path, dict[str, int]] | None:
         """The staging tree taken from the last build, and every file in it (None: no such tree).
 
         Like files(), first asked before the workers close."""
-        if self.staging is None:
-            return None
-        if self._listing is not None:
-            self._listed = next(self._listing)
-            self._listing = None
-        elif self._listed is None:
-            self._listed = _existing_files(self.staging)
-        return self.staging, self._listed
+        return None if self.staging is None else (self.staging, self._listed)
 
     def give_back(self) -> None:
         """Make the staging tree the spare one again, unless the build swapped it in."""

@@ -14,9 +14,14 @@ LANGS: tuple[Lang, ...] = ("ko", "en")
 _UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
+def _is_clean(text: str) -> bool:
+    """Nothing for clean_text to drop (the usual case, checked in C)."""
+    return text.replace("\n", "").isprintable()
+
+
 def clean_text(text: str) -> str:
     """Drop the characters no feed, page or header may carry; tabs become spaces."""
-    if text.replace("\n", "").isprintable():  # the usual case, checked in C
+    if _is_clean(text):
         return text
     return _UNSAFE_CHARS.sub("", text.replace("\t", " "))
 
@@ -174,7 +179,7 @@ def clean_note(note: Note) -> Note:
     A clean note (every note the parser makes) is returned as is, after one check in C.
     """
     fields = (note.title, *note.authors, *note.abstract, *note.korean, *note.english, *note.tags)
-    if "".join(fields).replace("\n", "").isprintable():
+    if _is_clean("".join(fields)):
         return note
     return Note(
         clean_text(note.title),
