@@ -86,7 +86,7 @@ def tool_versions(bin_dir: Path) -> dict[str, str]:
 
 def _markdown_posts(src: Path):  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(HERE.parent))
-    from feeds.parse import load_archive
+    from feeds.archive import load_archive
 
     archive = load_archive(src).archive
     for digest in archive.digests:

@@ -235,7 +235,7 @@ def bench_size(size: int, runs: int, edits: int, compare: bool) -> dict[str, obj
 
 def _notes(src: Path) -> int:
     sys.path.insert(0, str(ROOT))
-    from feeds.parse import summarize_archive
+    from feeds.archive import summarize_archive
 
     return summarize_archive(src, workers=1).notes
 

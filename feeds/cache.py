@@ -10,30 +10,30 @@ Layout of cache_dir:
     builds/<id>            per output folder: the input fingerprint of its last build (first,
                            readable alone) and, per file, SHA-256, size, mtime and inode as written
 
-All but the objects are pickles of plain tuples and dicts (quick to load; the cache is this
+All but the objects are pickles of the typed records below (quick to load; the cache is this
 user's own folder, like the objects it vouches for). Every file but the objects starts with
-the SHA-256 of the rest, so a damaged one is seen and
-ignored (the build then renders or reads what it needs afresh); an object whose bytes do not
-hash to its name is never used. Nothing here is ever published as is without that check.
+the SHA-256 of the rest, so a damaged one is seen and ignored (the build then renders or reads
+what it needs afresh); an object whose bytes do not hash to its name is never used.
 """
 
 from __future__ import annotations
 
-import fcntl
+import functools
 import hashlib
 import os
 import pickle
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .errors import FeedsError
+from .errors import Problem
+from .locks import locked
+from .model import Note
+from .parse import Parsed
 
-FORMAT = 4
+FORMAT = 5
 """Bumped whenever what the cache holds changes shape."""
-
 
 _FINGERPRINT_MAX = 130
 """A record's first line (its format byte and a SHA-256 in hex) is at most this long."""
@@ -46,8 +46,7 @@ def sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     """One output file as the cache knows it."""
 
     path: str
@@ -55,22 +54,89 @@ class Output:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """What one render key produced: its outputs and any warnings (source, message, line)."""
+class Entry(NamedTuple):
+    """What one render key produced: its outputs, and the warnings rendering gave (a warning
+    about the job's own digest file has source None: the folder may move)."""
 
     outputs: tuple[Output, ...]
-    warnings: tuple[tuple[str, str | None, int | None], ...] = ()
+    warnings: tuple[Problem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
+class Written(NamedTuple):
     """A file as a build left it in dist/: content hash, size, and the stat that vouches for it."""
 
     sha: str
     size: int
     mtime_ns: int
     inode: int
+
+
+class ParsedFile(NamedTuple):
+    """A digest file as parsed, with the hash of each of its notes (state.note_hash)."""
+
+    parsed: Parsed
+    note_hashes: tuple[str, ...]
+
+    def hashes(self) -> Iterator[tuple[Note, str]]:
+        return zip(self.parsed.digest.notes, self.note_hashes, strict=True)
+
+
+FileStat = tuple[int, int, int, int]
+"""Size, mtime, ctime and inode of a file."""
+
+
+class InputStat(NamedTuple):
+    """A digest file as a build last read it: the stat that vouches for its parse key."""
+
+    stat: FileStat
+    key: str
+
+
+_Columns = tuple[
+    tuple[str, ...], tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]
+]
+
+
+class BuildRecord:
+    """What the last build left in an output folder: its input fingerprint, each file as
+    written, and the warnings it gave.
+
+    Stored by column (paths, hashes, sizes, mtimes, inodes): tuples of plain values load in
+    C, where a record object per file would cost a Python call each on every build.
+    """
+
+    def __init__(self, fingerprint: str, columns: _Columns, warnings: tuple[Problem, ...]):
+        self.fingerprint = fingerprint
+        self.columns = columns
+        self.warnings = warnings
+
+    @classmethod
+    def of(
+        cls, fingerprint: str, files: dict[str, Written], warnings: Iterable[Problem]
+    ) -> BuildRecord:
+        paths = tuple(files)
+        values = files.values()
+        columns = (
+            paths,
+            tuple(w.sha for w in values),
+            tuple(w.size for w in values),
+            tuple(w.mtime_ns for w in values),
+            tuple(w.inode for w in values),
+        )
+        return cls(fingerprint, columns, tuple(warnings))
+
+    @functools.cached_property
+    def files(self) -> dict[str, Written]:
+        paths, shas, sizes, mtimes, inodes = self.columns
+        return dict(zip(paths, map(Written, shas, sizes, mtimes, inodes), strict=True))
+
+    def stats(self) -> Iterator[tuple[str, int, int, int]]:
+        """Each file's path, size, mtime and inode as written."""
+        paths, _, sizes, mtimes, inodes = self.columns
+        return zip(paths, sizes, mtimes, inodes, strict=True)
+
+
+_NO_RECORD = BuildRecord("", ((), (), (), (), ()), ())
 
 
 def _sealed(payload: bytes) -> bytes:
@@ -90,9 +156,22 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     On plain strings: a first build writes some twenty thousand objects through it."""
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as file:
-        file.write(data)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with _quiet():
+            os.unlink(temporary)
+        raise
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    try:
+        yield
+    except OSError:
+        pass
 
 
 class ObjectStore:
@@ -146,28 +225,19 @@ class ObjectStore:
 
 
 class Cache:
-    """The cache folder of one build. Hold `locked()` while using it."""
+    """The cache folder of one build: open it with `Cache.open`, which locks it."""
 
     def __init__(self, root: Path):
         self.root = root
         self.objects = ObjectStore(root / "objects")
         self._parsed_keys: dict[str, set[str]] = {}  # per shard, as loaded
 
+    @classmethod
     @contextmanager
-    def locked(self) -> Iterator[Cache]:
-        """One build at a time per cache: a second waits rather than racing the first."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(self.root / "lock", "a+b")  # noqa: SIM115 (closed below)
-        except OSError as exc:
-            raise FeedsError(
-                f"cannot use the cache folder: {exc.strerror}", str(self.root)
-            ) from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield self
-        finally:
-            handle.close()
+    def open(cls, root: Path) -> Iterator[Cache]:
+        """The cache at root, held for one build at a time: a second build waits."""
+        with locked(root / "lock", f"the cache folder {root}"):
+            yield cls(root)
 
     # -- sealed files ----------------------------------------------------------------------
 
@@ -184,75 +254,63 @@ class Cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, _sealed(bytes([FORMAT]) + payload))
 
+    def _pickled(self, name: str) -> Any:
+        payload = self._read(name)
+        if payload is None:
+            return None
+        try:
+            return pickle.loads(payload[1:])
+        except Exception:  # a sealed file of another version: start afresh
+            return None
+
+    def _pickle(self, name: str, value: object) -> None:
+        self._write(name, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+
     # -- parsed digests --------------------------------------------------------------------
 
-    def load_parsed(self) -> dict[str, Any]:
-        """Everything stored per digest file, by key (a hash of the file's name and bytes).
+    def load_parsed(self) -> dict[str, ParsedFile]:
+        """Every digest file parsed before, by key (a hash of the file's name and bytes).
 
         Millions of objects and no cycles: the build loads them with the collector off."""
-        found: dict[str, Any] = {}
+        found: dict[str, ParsedFile] = {}
         self._parsed_keys = {}
         for shard in _PARSED_SHARDS:
-            payload = self._read(f"parsed/{shard}")
-            try:
-                entries = pickle.loads(payload[1:]) if payload is not None else {}
-            except Exception:
-                entries = {}
+            entries = self._pickled(f"parsed/{shard}")
             if isinstance(entries, dict):
                 found.update(entries)
                 self._parsed_keys[shard] = set(entries)
         return found
 
-    def save_parsed(self, entries: dict[str, Any]) -> None:
+    def save_parsed(self, entries: dict[str, ParsedFile]) -> None:
         """Keep exactly these entries; only the shards whose keys changed are written again.
 
         Keys are content hashes, so a shard holding the same keys holds the same values.
         """
-        loaded = self._parsed_keys
-        by_shard: dict[str, dict[str, Any]] = {shard: {} for shard in _PARSED_SHARDS}
+        by_shard: dict[str, dict[str, ParsedFile]] = {shard: {} for shard in _PARSED_SHARDS}
         for key, value in entries.items():
             by_shard[key[0]][key] = value
         for shard, values in by_shard.items():
-            if loaded.get(shard) != set(values):
-                self._write(f"parsed/{shard}", pickle.dumps(values, pickle.HIGHEST_PROTOCOL))
-        folder = self.root / "parsed"
-        for item in os.scandir(folder) if folder.is_dir() else ():
-            if item.name not in _PARSED_SHARDS:  # a stray file or an older layout
-                os.unlink(item.path)
+            if self._parsed_keys.get(shard) != set(values):
+                self._pickle(f"parsed/{shard}", values)
 
     # -- digest files as last read ---------------------------------------------------------
 
-    def load_input_stats(self) -> dict[str, Any]:
-        """Per digest file: ((size, mtime, ctime, inode), parse key) as a build last read it."""
-        raw = self._pickled("inputs")
-        return {
-            name: value
-            for name, value in (raw.items() if isinstance(raw, dict) else ())
-            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], tuple)
-        }
+    def load_input_stats(self) -> dict[str, InputStat]:
+        """Per digest file (absolute path): its stat and parse key as a build last read it."""
+        found = self._pickled("inputs")
+        return found if isinstance(found, dict) else {}
 
-    def save_input_stats(self, stats: dict[str, Any]) -> None:
-        self._write("inputs", pickle.dumps(stats, pickle.HIGHEST_PROTOCOL))
+    def save_input_stats(self, stats: dict[str, InputStat]) -> None:
+        self._pickle("inputs", stats)
 
     # -- render index ----------------------------------------------------------------------
 
     def load_index(self) -> dict[str, Entry]:
-        raw = self._pickled("index")
-        try:
-            return {
-                key: Entry(tuple(Output(p, s, n) for p, s, n in outputs), tuple(warnings))
-                for key, (outputs, warnings) in raw.items()
-            }
-        except (AttributeError, TypeError, ValueError):
-            return {}
+        found = self._pickled("index")
+        return found if isinstance(found, dict) else {}
 
     def save_index(self, index: dict[str, Entry]) -> None:
-        raw = {
-            key: (tuple((o.path, o.sha, o.size) for o in entry.outputs), entry.warnings)
-            for key, entry in index.items()
-        }
-        self._write("index", pickle.dumps(raw, pickle.HIGHEST_PROTOCOL))
-        (self.root / "index.json").unlink(missing_ok=True)  # cache format 2 kept it as JSON
+        self._pickle("index", index)
 
     # -- what a build left in an output folder ---------------------------------------------
 
@@ -276,35 +334,18 @@ class Cache:
         record = self._record(out)
         return record[0] if record is not None else ""
 
-    def load_record(self, out: Path) -> tuple[str, dict[str, Written], list[Any]]:
-        """(input fingerprint, files as written, warnings) of the last build into OUT."""
+    def load_record(self, out: Path) -> BuildRecord:
+        """What the last build into OUT left there (nothing, when unknown or damaged)."""
         record = self._record(out)
         if record is None:
-            return "", {}, []
+            return _NO_RECORD
         try:
-            raw = pickle.loads(record[1])
-            files = {path: Written(*values) for path, values in raw["files"].items()}
-            return record[0], files, list(raw["warnings"])
+            columns, warnings = pickle.loads(record[1])
         except Exception:  # damaged, or of another version: as if there were none
-            return "", {}, []
+            return _NO_RECORD
+        return BuildRecord(record[0], columns, warnings)
 
-    def save_record(
-        self, out: Path, fingerprint: str, files: dict[str, Written], warnings: Iterable[Any]
-    ) -> None:
-        raw = {
-            "files": {path: (w.sha, w.size, w.mtime_ns, w.inode) for path, w in files.items()},
-            "warnings": list(warnings),
-        }
-        name = self._record_name(out)
-        line = fingerprint.encode("ascii") + b"\n"
-        self._write(name, line + pickle.dumps(raw, pickle.HIGHEST_PROTOCOL))
-        (self.root / f"{name}.json").unlink(missing_ok=True)  # cache format 2 kept it as JSON
-
-    def _pickled(self, name: str) -> Any:
-        payload = self._read(name)
-        if payload is None:
-            return {}
-        try:
-            return pickle.loads(payload[1:])
-        except Exception:  # a sealed file of another version: start afresh
-            return {}
+    def save_record(self, out: Path, record: BuildRecord) -> None:
+        line = record.fingerprint.encode("ascii") + b"\n"
+        payload = pickle.dumps((record.columns, record.warnings), pickle.HIGHEST_PROTOCOL)
+        self._write(self._record_name(out), line + payload)

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .archive import read_archive, summarize_archive
 from .config import Settings, load_settings
 from .errors import FeedsError, Problem
 from .model import digest_to_json
-from .parse import read_archive, summarize_archive
+from .pool import cpu_count
 
 if TYPE_CHECKING:
     from .build import BuildReport
@@ -117,7 +118,7 @@ def check(src: Path, strict: bool, as_json: bool) -> None:
         }
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
-        summary = summarize_archive(src, workers=len(os.sched_getaffinity(0)))
+        summary = summarize_archive(src, workers=cpu_count())
         warnings, errors = summary.warnings, summary.errors
         report(warnings, as_errors=strict)
         report(errors)
@@ -264,7 +265,9 @@ def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> 
     report(result.warnings)
     click.echo(f"Built {out} ({len(result.written)} written). Serving {base_url} (Ctrl+C to stop)")
     templates = (
-        [Path(settings.templates_dir)] if settings.templates_dir else [default_templates_dir()]
+        [Path(settings.build.templates_dir)]
+        if settings.build.templates_dir
+        else [default_templates_dir()]
     )
     run_server(out, port, rebuild, [src, *templates] if watch else None)
 
@@ -347,7 +350,7 @@ def send(
         )
         sys.exit(1)
     blocked = sending.read_unsubscribed(
-        unsubscribed or (Path(settings.unsubscribed) if settings.unsubscribed else None)
+        unsubscribed or (Path(settings.mail.unsubscribed) if settings.mail.unsubscribed else None)
     )
     langs = sending.wanted_langs(lang)
     chosen, skipped = sending.recipients(rows, langs, blocked)
@@ -355,7 +358,7 @@ def send(
         code: sending.load_newsletter(dist, digest_id, code)
         for code in {r.lang for r in chosen} or set(langs)
     }
-    if settings.unsubscribe_url and not settings.unsubscribe_secret:
+    if settings.site.unsubscribe_url and not settings.mail.unsubscribe_secret:
         raise FeedsError(
             "unsubscribe_url is set but unsubscribe_secret is not (FEEDS_UNSUBSCRIBE_SECRET): the links could be forged"
         )
@@ -368,7 +371,7 @@ def send(
         return
     if not yes:
         click.confirm(
-            f"Send {len(chosen)} messages ({counts}) of digest {digest_id} via {settings.smtp_host}?",
+            f"Send {len(chosen)} messages ({counts}) of digest {digest_id} via {settings.mail.smtp_host}?",
             abort=True,
         )
     book = sending.Ledger(ledger or sending.default_ledger(settings, subscribers))

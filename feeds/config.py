@@ -1,13 +1,24 @@
-"""Settings: `[tool.feeds]` in pyproject.toml (or a TOML file), then FEEDS_* variables, then CLI options."""
+"""Settings, split by who uses them, from `[tool.feeds]`, FEEDS_* variables and CLI options.
+
+- `SiteSettings`: what the outputs depend on. Only these enter render keys.
+- `BuildSettings`: how a build runs (cache, workers, templates folder).
+- `MailSettings`: how mail is sent (SMTP, lists, secrets).
+
+Every key, its type and its check come from the dataclass fields below; secrets are read only
+from the environment and never appear in a repr.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,64 +26,58 @@ from .errors import ConfigError, Problem
 from .model import LANGS, Lang
 
 DEFAULT_BASE_URL = "http://localhost:8000/"
-_PER_LANG = ("title", "description")
-_DEFAULT_TEXT: dict[str, dict[str, str]] = {
+_DEFAULT_TEXT: dict[str, dict[Lang, str]] = {
     "title": {"ko": "ML 논문 노트", "en": "ML Paper Notes"},
     "description": {
         "ko": "머신러닝 논문에 대한 짧은 노트",
         "en": "Short notes on machine-learning papers",
     },
 }
-_STRINGS = (
-    "base_url",
-    "author_name",
-    "author_email",
-    "timezone",
-    "websub_hub",
-    "unsubscribe_url",
-    "unsubscribe_mailto",
-    "subscribe_url",
-    "templates_dir",
-    "cache_dir",
-    "smtp_host",
-    "smtp_user",
-    "smtp_security",
-    "unsubscribe_secret",
-    "unsubscribed",
-    "ledger",
-)
-_INTS = ("feed_limit", "tag_page_size", "smtp_port", "workers")
-KEYS = (*_STRINGS, *_INTS, *_PER_LANG)
+
+
+class Secret:
+    """A value that must never reach a log or a repr (a password, a signing key)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_URL = {"check": "url"}
+_SECRET = {"secret": True}
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the build and the sender need to know about the site."""
+class SiteSettings:
+    """What the outputs depend on: the only settings that enter render keys."""
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = field(default=DEFAULT_BASE_URL, metadata=_URL)
     title: Mapping[Lang, str] = field(default_factory=lambda: dict(_DEFAULT_TEXT["title"]))
     description: Mapping[Lang, str] = field(
         default_factory=lambda: dict(_DEFAULT_TEXT["description"])
     )
     author_name: str = "feeds"
     author_email: str = "feeds@localhost"
-    timezone: str = "Asia/Seoul"
+    timezone: str = field(default="Asia/Seoul", metadata={"check": "timezone"})
     feed_limit: int = 50
     tag_page_size: int = 200
-    websub_hub: str | None = None
-    unsubscribe_url: str | None = None
+    websub_hub: str | None = field(default=None, metadata=_URL)
+    unsubscribe_url: str | None = field(default=None, metadata=_URL)
     unsubscribe_mailto: str | None = None
-    subscribe_url: str | None = None
-    templates_dir: str | None = None
-    cache_dir: str = ".feeds-cache"
-    workers: int = 0
-    smtp_host: str | None = None
-    smtp_port: int | None = None
-    smtp_user: str | None = None
-    smtp_security: str = "starttls"
-    unsubscribe_secret: str | None = None
-    unsubscribed: str | None = None
-    ledger: str | None = None
+    subscribe_url: str | None = field(default=None, metadata=_URL)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -81,6 +86,121 @@ class Settings:
     @property
     def domain(self) -> str:
         return urlsplit(self.base_url).hostname or "localhost"
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How a build runs: none of it changes what it writes."""
+
+    cache_dir: str = ".feeds-cache"
+    workers: int = 0
+    templates_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """How newsletters are sent."""
+
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_user: str | None = None
+    smtp_security: str = field(
+        default="starttls", metadata={"choices": ("starttls", "tls", "none")}
+    )
+    smtp_password: Secret | None = field(default=None, repr=False, metadata=_SECRET)
+    unsubscribe_secret: Secret | None = field(default=None, repr=False, metadata=_SECRET)
+    unsubscribed: str | None = None
+    ledger: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, by consumer."""
+
+    site: SiteSettings = field(default_factory=SiteSettings)
+    build: BuildSettings = field(default_factory=BuildSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+
+
+_SECTIONS: tuple[type[Any], ...] = (SiteSettings, BuildSettings, MailSettings)
+_SECTION_NAMES = {SiteSettings: "site", BuildSettings: "build", MailSettings: "mail"}
+
+
+@dataclass(frozen=True)
+class _Key:
+    name: str
+    section: type[Any]
+    kind: str  # "text", "int", "per_lang", "secret"
+    optional: bool
+    metadata: Mapping[str, Any]
+
+
+def _keys() -> dict[str, _Key]:
+    found: dict[str, _Key] = {}
+    for section in _SECTIONS:
+        hints = get_type_hints(section)
+        for f in fields(section):
+            kind, optional = _kind(hints[f.name])
+            found[f.name] = _Key(f.name, section, kind, optional, f.metadata)
+    return found
+
+
+def _kind(hint: Any) -> tuple[str, bool]:
+    """How a field's type is read from text, and whether it may be unset."""
+    args = get_args(hint)
+    optional = get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    if base is Secret:
+        return "secret", optional
+    if base is int:
+        return "int", optional
+    if get_origin(base) is Mapping:
+        return "per_lang", optional
+    return "text", optional
+
+
+KEYS = _keys()
+"""Every setting by name, as the dataclasses above declare it."""
+
+
+def _whole_number(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _check_value(key: _Key, value: Any) -> tuple[Any, str | None]:
+    """The value as the setting holds it, or what was expected instead."""
+    if key.kind == "per_lang":
+        if isinstance(value, str):
+            value = dict.fromkeys(LANGS, value)
+        if not isinstance(value, Mapping) or not all(
+            isinstance(value.get(lang), str) and value[lang].strip() for lang in LANGS
+        ):
+            return None, 'a table with "ko" and "en" texts'
+        return {lang: value[lang] for lang in LANGS}, None
+    if key.kind == "int":
+        number = _whole_number(value)
+        return (number, None) if number is not None else (None, "a whole number, 0 or more")
+    if not isinstance(value, str) or not value.strip():
+        return None, "a non-empty string"
+    text = value.strip()
+    check = key.metadata.get("check")
+    if check == "url":
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None, "an absolute http(s) URL"
+    elif check == "timezone":
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None, "an IANA time zone such as Asia/Seoul"
+    choices = key.metadata.get("choices")
+    if choices and text not in choices:
+        return None, " or ".join(f'"{c}"' for c in choices)
+    return (Secret(text) if key.kind == "secret" else text), None
 
 
 def _from_file(path: Path) -> dict[str, Any]:
@@ -95,84 +215,55 @@ def _from_file(path: Path) -> dict[str, Any]:
     return document
 
 
-def _check(raw: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[Problem]]:
-    values: dict[str, Any] = {}
-    problems: list[Problem] = []
-
-    def bad(key: str, expected: str, value: Any) -> None:
-        problems.append(Problem(f"setting {key}: expected {expected}, found {value!r}", where))
-
-    for key, value in raw.items():
-        if key not in KEYS:
-            problems.append(Problem(f"unknown setting {key!r} (known: {', '.join(KEYS)})", where))
-        elif key in _PER_LANG:
-            if isinstance(value, str):
-                value = dict.fromkeys(LANGS, value)
-            if not isinstance(value, Mapping) or not all(
-                isinstance(value.get(lang), str) and value[lang].strip() for lang in LANGS
-            ):
-                bad(key, 'a table with "ko" and "en" texts', value)
-            else:
-                values[key] = {lang: value[lang] for lang in LANGS}
-        elif key in _INTS:
-            if isinstance(value, str) and value.strip().isdigit():
-                value = int(value)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                bad(key, "a whole number, 0 or more", value)
-            else:
-                values[key] = value
-        elif not isinstance(value, str) or not value.strip():
-            bad(key, "a non-empty string", value)
-        else:
-            values[key] = value.strip()
-    return values, problems
-
-
-def _validate(values: dict[str, Any], where: str) -> list[Problem]:
-    problems = []
-    for key in ("base_url", "websub_hub", "unsubscribe_url", "subscribe_url"):
-        url = values.get(key)
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                problems.append(
-                    Problem(
-                        f"setting {key}: expected an absolute http(s) URL, found {url!r}", where
-                    )
-                )
-    if "timezone" in values:
-        try:
-            ZoneInfo(values["timezone"])
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(
-                Problem(
-                    f"setting timezone: expected an IANA time zone such as Asia/Seoul, "
-                    f"found {values['timezone']!r}",
-                    where,
-                )
-            )
-    if values.get("smtp_security", "starttls") not in ("starttls", "tls", "none"):
-        problems.append(
-            Problem(
-                'setting smtp_security: expected "starttls", "tls" or "none", '
-                f"found {values['smtp_security']!r}",
-                where,
-            )
-        )
-    return problems
-
-
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for key in KEYS:
-        if key in _PER_LANG:
+    for name, key in KEYS.items():
+        if key.kind == "per_lang":
             for lang in LANGS:
-                name = f"FEEDS_{key.upper()}_{lang.upper()}"
-                if name in environ:
-                    values.setdefault(key, {}).update({lang: environ[name]})
-        elif (name := f"FEEDS_{key.upper()}") in environ:
-            values[key] = environ[name]
+                variable = f"FEEDS_{name.upper()}_{lang.upper()}"
+                if variable in environ:
+                    values.setdefault(name, {})[lang] = environ[variable]
+        elif (variable := f"FEEDS_{name.upper()}") in environ:
+            values[name] = environ[variable]
     return values
+
+
+def _merge(layers: list[tuple[dict[str, Any], str]]) -> tuple[dict[str, Any], list[Problem]]:
+    merged: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for raw, where in layers:
+        for name, value in raw.items():
+            key = KEYS.get(name)
+            if key is None:
+                problems.append(Problem(_unknown(name), where))
+                continue
+            if key.kind == "secret" and where != "environment":
+                problems.append(
+                    Problem(
+                        f"setting {name}: secrets are read only from the environment "
+                        f"(set FEEDS_{name.upper()})",
+                        where,
+                    )
+                )
+                continue
+            if key.kind == "per_lang" and isinstance(value, Mapping) and where == "environment":
+                value = {**merged.get(name, _DEFAULT_TEXT[name]), **value}
+            checked, expected = _check_value(key, value)
+            if expected is not None:
+                shown = "a value" if key.kind == "secret" else repr(value)
+                problems.append(
+                    Problem(f"setting {name}: expected {expected}, found {shown}", where)
+                )
+            else:
+                merged[name] = checked
+    return merged, problems
+
+
+def _unknown(name: str) -> str:
+    known = [n for n, k in KEYS.items() if k.kind != "secret"]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown setting {name!r} ({hint}known: {', '.join(known)})"
 
 
 def load_settings(
@@ -191,15 +282,7 @@ def load_settings(
         layers.append((_from_file(path), str(path)))
     layers.append((_from_environ(environ), "environment"))
     layers.append(({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"))
-    merged: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for raw, where in layers:
-        for key, value in raw.items():
-            if key in _PER_LANG and isinstance(value, Mapping) and where == "environment":
-                value = {**merged.get(key, _DEFAULT_TEXT[key]), **value}
-            checked, found = _check({key: value}, where)
-            problems += found + _validate(checked, where)
-            merged.update(checked)
+    merged, problems = _merge(layers)
     if problems:
         raise ConfigError.from_problems(problems)
     warnings = []
@@ -213,4 +296,20 @@ def load_settings(
         )
     if not merged.get("base_url", DEFAULT_BASE_URL).endswith("/"):
         merged["base_url"] += "/"
-    return Settings(**merged), warnings
+    return make_settings(**merged), warnings
+
+
+def make_settings(**values: Any) -> Settings:
+    """Settings from flat keys, as a settings file names them (for code and tests)."""
+    by_section: dict[type[Any], dict[str, Any]] = {section: {} for section in _SECTIONS}
+    for name, value in values.items():
+        key = KEYS.get(name)
+        if key is None:
+            raise TypeError(f"unknown setting {name!r}")
+        if key.kind == "secret" and isinstance(value, str):
+            value = Secret(value)
+        by_section[key.section][name] = value
+    made: dict[str, Any] = {
+        _SECTION_NAMES[section]: section(**kw) for section, kw in by_section.items()
+    }
+    return Settings(**made)

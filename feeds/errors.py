@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Self
 
 Severity = Literal["error", "warning"]
 
@@ -39,7 +39,7 @@ class FeedsError(Exception):
         super().__init__(str(self.problems[0]))
 
     @classmethod
-    def from_problems(cls, problems: Iterable[Problem]) -> FeedsError:
+    def from_problems(cls, problems: Iterable[Problem]) -> Self:
         problems = tuple(problems)
         if not problems:
             raise ValueError("an error needs at least one problem")
@@ -50,6 +50,14 @@ class FeedsError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As it was raised, problems and all, when it crosses from a worker process.
+        return (_from_problems, (type(self), self.problems))
+
+
+def _from_problems(cls: type[FeedsError], problems: tuple[Problem, ...]) -> FeedsError:
+    return cls.from_problems(problems)
 
 
 class ParseError(FeedsError):

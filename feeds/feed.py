@@ -16,12 +16,13 @@ from xml.etree import ElementTree
 import jinja2
 
 from . import __version__
-from .config import Settings
+from .config import SiteSettings
 from .i18n import TEXT
-from .model import LANGS, DigestRef, Lang, Note, clean_note, clean_text
+from .model import LANGS, DigestRef, Lang, Note, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
+    FEED_MEDIA_TYPES,
     FeedFormat,
     Urls,
     archive_page_path,
@@ -30,16 +31,12 @@ from .urls import (
     tag_page_path,
     tag_slug,
 )
+from .views import note_view
 
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
-MEDIA_TYPES: dict[FeedFormat, str] = {
-    "atom": "application/atom+xml",
-    "rss": "application/rss+xml",
-    "json": "application/feed+json",
-}
 
 
 ITEM_TEMPLATE = "feed_item.html"
@@ -80,10 +77,9 @@ class FeedEntry:
     updated: datetime | None
 
 
-def _item(entry: FeedEntry, lang: Lang, settings: Settings, env: jinja2.Environment) -> Item:
-    urls = Urls(settings.base_url)
-    note = clean_note(entry.note)
-    commentary = note.commentary_for(lang)
+def _item(entry: FeedEntry, lang: Lang, settings: SiteSettings, env: jinja2.Environment) -> Item:
+    view = note_view(entry.digest.id, entry.note, lang, Urls(settings.base_url))
+    note, commentary, url = view.note, view.commentary, view.url
     content = render(
         env,
         ITEM_TEMPLATE,
@@ -91,10 +87,9 @@ def _item(entry: FeedEntry, lang: Lang, settings: Settings, env: jinja2.Environm
         commentary=commentary,
         lang=lang,
         text=TEXT[lang],
-        tag_links=urls.tag_links(lang, note.tags),
+        tag_links=view.tag_links,
     )
     published = entry.digest.note_published(entry.index, settings.tz)
-    url = urls.note(lang, entry.digest.id, note.slug)
     summary = (commentary or note.abstract or (note.title,))[0]
     return Item(
         id=url,
@@ -108,7 +103,7 @@ def _item(entry: FeedEntry, lang: Lang, settings: Settings, env: jinja2.Environm
     )
 
 
-def _feedgen(channel: Channel, items: list[Item], settings: Settings) -> FeedGenerator:
+def _feedgen(channel: Channel, items: list[Item], settings: SiteSettings) -> FeedGenerator:
     fg = import_feedgen()[0]()
     fg.id(channel.self_urls["atom"])
     fg.title(clean_text(channel.title))
@@ -141,14 +136,14 @@ def _feedgen(channel: Channel, items: list[Item], settings: Settings) -> FeedGen
 
 
 def _serialise(
-    channel: Channel, items: list[Item], settings: Settings
+    channel: Channel, items: list[Item], settings: SiteSettings
 ) -> Iterator[tuple[str, bytes]]:
     fg = _feedgen(channel, items, settings)
-    fg.link(href=channel.self_urls["atom"], rel="self", type=MEDIA_TYPES["atom"])
+    fg.link(href=channel.self_urls["atom"], rel="self", type=FEED_MEDIA_TYPES["atom"])
     if not items:
         fg.updated(datetime.fromtimestamp(0, settings.tz))
     yield channel.paths["atom"], fg.atom_str(pretty=True, encoding="UTF-8")
-    fg.link(href=channel.self_urls["rss"], rel="self", type=MEDIA_TYPES["rss"], replace=True)
+    fg.link(href=channel.self_urls["rss"], rel="self", type=FEED_MEDIA_TYPES["rss"], replace=True)
     fg.link(href=channel.page_url, rel="alternate", type="text/html")
     if settings.websub_hub:
         fg.register_extension("websub", _websub_class(settings.websub_hub), atom=False, rss=True)
@@ -188,7 +183,7 @@ def _websub_class(hub: str) -> type:
     return type("WebSubRss", (import_feedgen()[1],), {"hub": hub})
 
 
-def _json_feed(channel: Channel, items: list[Item], settings: Settings) -> bytes:
+def _json_feed(channel: Channel, items: list[Item], settings: SiteSettings) -> bytes:
     document: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": clean_text(channel.title),
@@ -230,7 +225,7 @@ def render_feed(
     lang: Lang,
     tag: str | None,
     entries: Sequence[FeedEntry],
-    settings: Settings,
+    settings: SiteSettings,
     env: jinja2.Environment,
 ) -> list[tuple[str, bytes]]:
     """The Atom, RSS and JSON Feed files of one language (tag None) or one tag in it."""
@@ -257,7 +252,7 @@ def render_feed(
     return list(_serialise(channel, items, settings))
 
 
-def render_opml(tags: Sequence[str], settings: Settings) -> bytes:
+def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
     """An OPML 2.0 subscription list: per language, the language feed, then a folder of tag feeds."""
     urls = Urls(settings.base_url)
     opml = ElementTree.Element("opml", version="2.0")

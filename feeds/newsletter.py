@@ -9,7 +9,6 @@ import base64
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
 from email.header import Header
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
@@ -18,12 +17,13 @@ from xml.parsers import expat
 import jinja2
 import mjml
 
-from .config import Settings
+from .config import SiteSettings
 from .errors import Problem, TemplateError
-from .i18n import TEXT, format_digest_date, short_authors
-from .model import Digest, Lang, Note, clean_note, clean_text
+from .i18n import TEXT, format_digest_date
+from .model import Digest, Lang, clean_text
 from .templating import render
 from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path
+from .views import note_view
 
 MJML_TEMPLATE = "newsletter.mjml"
 TEXT_TEMPLATE = "newsletter.txt"
@@ -74,15 +74,6 @@ _POLICY = compat32.clone(linesep="\r\n")
 _MJ_TAG = re.compile(r"<\s*(mj-[\w-]+|mjml)\b")
 
 
-@dataclass(frozen=True)
-class NoteItem:
-    note: Note
-    url: str
-    authors: str
-    commentary: tuple[str, ...]
-    tag_links: tuple[tuple[str, str], ...]
-
-
 def _base64_lines(data: bytes) -> bytes:
     """base64.encodebytes with CRLF line ends: lines of 76 characters (57 bytes)."""
     if not data:
@@ -91,7 +82,7 @@ def _base64_lines(data: bytes) -> bytes:
     return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
 
 
-def unsubscribe_url(settings: Settings, token: str = TOKEN_PLACEHOLDER) -> str | None:
+def unsubscribe_url(settings: SiteSettings, token: str = TOKEN_PLACEHOLDER) -> str | None:
     """The https unsubscribe link for one recipient (the placeholder until the sender fills it)."""
     if not settings.unsubscribe_url:
         return None
@@ -135,21 +126,10 @@ def _compile(source: str, template: str, what: str) -> str:
     raise TemplateError(problem, template)
 
 
-def _context(digest: Digest, lang: Lang, settings: Settings) -> dict[str, object]:
+def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, object]:
     urls = Urls(settings.base_url)
     text = TEXT[lang]
-    items = []
-    for raw in digest.notes:
-        note = clean_note(raw)
-        items.append(
-            NoteItem(
-                note=note,
-                url=urls.note(lang, digest.id, note.slug),
-                authors=short_authors(note.authors, lang),
-                commentary=note.commentary_for(lang),
-                tag_links=urls.tag_links(lang, note.tags),
-            )
-        )
+    items = [note_view(digest.id, note, lang, urls) for note in digest.notes]
     site_title = clean_text(settings.title[lang])
     date_text = format_digest_date(digest.date, digest.part, lang)
     titles = ", ".join(i.note.title for i in items)
@@ -176,7 +156,7 @@ def _context(digest: Digest, lang: Lang, settings: Settings) -> dict[str, object
     }
 
 
-def subject(digest: Digest, lang: Lang, settings: Settings) -> str:
+def subject(digest: Digest, lang: Lang, settings: SiteSettings) -> str:
     date_text = format_digest_date(digest.date, digest.part, lang)
     return header_text(TEXT[lang]["subject"].format(title=settings.title[lang], date=date_text))
 
@@ -191,7 +171,7 @@ def _header(value: str) -> str | Header:
     return value if value.isascii() else Header(value, "utf-8")
 
 
-def message(digest: Digest, lang: Lang, settings: Settings, html: str, text: str) -> bytes:
+def message(digest: Digest, lang: Lang, settings: SiteSettings, html: str, text: str) -> bytes:
     """The RFC 5322 message: multipart/alternative, text then HTML, both base64 UTF-8.
 
     The email package folds and encodes every header. The message is laid out here, as its
@@ -277,7 +257,7 @@ def _fixed_headers(
 
 
 def render_newsletter(
-    digest: Digest, lang: Lang, settings: Settings, env: jinja2.Environment
+    digest: Digest, lang: Lang, settings: SiteSettings, env: jinja2.Environment
 ) -> tuple[list[tuple[str, bytes]], list[Problem]]:
     """One digest's newsletter in one language: .html, .txt and .eml, and any warnings.
 

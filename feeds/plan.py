@@ -8,33 +8,30 @@ worker while this process plans the rest.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
 from .cache import Cache, Entry, Output
-from .config import Settings
+from .config import SiteSettings
 from .errors import FeedsError, Problem
 from .feed import FeedEntry
 from .jobs import (
     DigestJob,
     FeedJob,
     Job,
-    JobKeys,
+    KeyParts,
     Rendered,
     SiteJob,
     TagPageJob,
-    Workers,
-    job_salts,
+    render,
     warnings_of,
 )
-from .model import LANGS, Archive, DigestRef, Note, NoteRef, tag_key
-from .newsletter import check_mjml_templates
+from .model import LANGS, Archive, DigestRef, NoteRef, tag_key
+from .pool import Pending, Pool
 from .site import TagPages
 from .state import Updates
-from .templating import make_environment
 from .urls import (
     HOME_PATH,
     archive_page_path,
@@ -45,24 +42,8 @@ from .urls import (
     tag_slugs,
 )
 
-
-@dataclass
-class Planned:
-    """Every output path with its content in the object store; the render index for next time."""
-
-    outputs: dict[str, Output]
-    index: dict[str, Entry]
-    warnings: list[Problem]
-    timings: dict[str, float]
-    rendered: int
-    reused: int
-    workers: int
-
-
-def worker_count(settings: Settings) -> int:
-    """settings.workers, or one per core this process may use."""
-    return settings.workers or len(os.sched_getaffinity(0))
-
+Progress = Callable[[str, int], None]
+"""Told (stage, files so far) as the build goes: for a progress display."""
 
 TagList = list[tuple[DigestRef, NoteRef]]
 
@@ -117,7 +98,7 @@ TagPageList = list[tuple[TagPages, TagList]]
 def _jobs(
     archive: Archive,
     refs: tuple[DigestRef, ...],
-    settings: Settings,
+    settings: SiteSettings,
     updates: Updates,
     tags: dict[str, str],
     pages_of: dict[str, TagPageList],
@@ -154,41 +135,90 @@ def _jobs(
             yield TagPageJob(display, tuple(notes), pages)
 
 
+@dataclass
+class Planned:
+    """Every job of a build: those the cache holds, and those handed to the pool to render.
+
+    `collect` waits for the rendered ones and gives every output path with its content in
+    the object store, and the render index for next time.
+    """
+
+    jobs: list[tuple[str, Job]]  # key and job, in the plan's order
+    index: dict[str, Entry]  # key -> outputs, for the cached jobs
+    rendering: list[tuple[str, Pending[Rendered]]]
+    site_wide: Pending[Rendered]
+    timings: dict[str, float]
+
+    @property
+    def rendered(self) -> int:
+        return len(self.rendering)
+
+    @property
+    def reused(self) -> int:
+        return len(self.jobs) - len(self.rendering)
+
+    def collect(self, progress: Progress | None = None) -> Collected:
+        timings = dict(self.timings)
+        index = self.index
+        for done, (key, pending) in enumerate(self.rendering, 1):
+            result = pending.result()
+            index[key] = result.entry
+            for stage, seconds in result.seconds.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+            if progress is not None and done % 50 == 0:
+                progress("rendering", done)
+        outputs: dict[str, Output] = {}
+        for key, _ in self.jobs:
+            for output in index[key].outputs:
+                _add(outputs, output)
+        site = self.site_wide.result()
+        for output in site.entry.outputs:
+            _add(outputs, output)
+        for stage, seconds in site.seconds.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+        warnings = [w for key, job in self.jobs for w in warnings_of(job, index[key])]
+        ordered = {key: index[key] for key, _ in self.jobs}
+        return Collected(outputs, ordered, warnings, timings)
+
+
+@dataclass
+class Collected:
+    """Every output of a build, the render index to keep, and what rendering said."""
+
+    outputs: dict[str, Output]
+    index: dict[str, Entry]
+    warnings: list[Problem]
+    timings: dict[str, float]
+
+
 def plan(
     archive: Archive,
-    settings: Settings,
+    settings: SiteSettings,
     updates: Updates,
+    keys: KeyParts,
     cache: Cache,
-    salt: str,
-    note_hash: Callable[[Note], str],
     present: Callable[[Output], bool],
-    workers: Workers,
-    progress: Callable[[str, int], None] | None = None,
-    meanwhile: Callable[[], None] | None = None,
+    pool: Pool,
 ) -> Planned:
-    """Every output of the build, in the object store. `present(output)`: OUT already holds it.
+    """Key every job of the archive; hand the pool each one the cache lacks (it starts on it at
+    once, while the rest are keyed). `present(output)`: OUT already holds it.
 
     A cached job is reused when every output it gave is in OUT already or its object in the
-    store still hashes to its name; otherwise it renders again. `meanwhile` runs once every
-    job is handed out, while the workers render.
+    store still hashes to its name; otherwise it renders again.
     """
-    env = make_environment(settings.templates_dir)
-    check_mjml_templates(env)
-    refs = tuple(d.ref for d in archive.digests)  # one per digest: JobKeys knows them by identity
+    refs = tuple(d.ref for d in archive.digests)  # one per digest: KeyParts knows them by identity
     tags, tagged = _tagged(archive, refs)
     tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
     pages_of = {key: tag_pages(notes, settings.tag_page_size) for key, notes in tagged.items()}
-
     # Rendered by a worker while this process plans the other jobs.
-    site_wide = workers.start(_site_job(refs, tags, pages_of))
+    site_wide = pool.submit(render, _site_job(refs, tags, pages_of))
     start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
     jobs: list[tuple[str, Job]] = []
-    misses: list[tuple[str, Callable[[], Rendered]]] = []
-    job_key = JobKeys(job_salts(salt, env), note_hash)
+    rendering: list[tuple[str, Pending[Rendered]]] = []
     for job in _jobs(archive, refs, settings, updates, tags, pages_of):
-        key = job_key(job)
+        key = keys.key(job)
         jobs.append((key, job))
         entry = known.get(key)
         if entry is not None and all(
@@ -196,40 +226,9 @@ def plan(
         ):
             index[key] = entry
         else:
-            index[key] = Entry(())  # placeholder keeps the plan's order
-            misses.append((key, workers.start(job)))  # a worker starts on it now
-    workers.flush()
-    del job_key, known  # every note's key part, the last index: free while the workers render
-    timings = {"plan": time.perf_counter() - start}
-    if meanwhile is not None:
-        meanwhile()
-
-    for done, (key, rendered) in enumerate(misses, 1):
-        result = rendered()
-        index[key] = result.entry
-        for stage, seconds in result.seconds.items():
-            timings[stage] = timings.get(stage, 0.0) + seconds
-        if progress is not None and done % 50 == 0:
-            progress("rendering", done)
-
-    outputs: dict[str, Output] = {}
-    for entry in index.values():
-        for output in entry.outputs:
-            _add(outputs, output)
-    site = site_wide()
-    for output in site.entry.outputs:
-        _add(outputs, output)
-    for stage, seconds in site.seconds.items():
-        timings[stage] = timings.get(stage, 0.0) + seconds
-    return Planned(
-        outputs,
-        index,
-        [w for key, job in jobs for w in warnings_of(job, index[key])],
-        timings,
-        rendered=len(misses),
-        reused=len(index) - len(misses),
-        workers=workers.used,
-    )
+            rendering.append((key, pool.submit(render, job)))  # a worker starts on it now
+    pool.flush()
+    return Planned(jobs, index, rendering, site_wide, {"plan": time.perf_counter() - start})
 
 
 def _add(outputs: dict[str, Output], output: Output) -> None:

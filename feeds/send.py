@@ -171,8 +171,8 @@ def personalise(
 ) -> EmailMessage:
     """The recipient's own copy: their To, Message-ID and unsubscribe token, in headers and body."""
     token = (
-        unsubscribe_token(settings.unsubscribe_secret or "", recipient.email)
-        if settings.unsubscribe_secret
+        unsubscribe_token(settings.mail.unsubscribe_secret.reveal(), recipient.email)
+        if settings.mail.unsubscribe_secret
         else "none"
     )
     msg = EmailMessage(policy=SMTP)
@@ -189,7 +189,7 @@ def personalise(
     msg["To"] = (
         Address(recipient.name, addr_spec=recipient.email) if recipient.name else recipient.email
     )
-    msg["Message-ID"] = message_id(digest_id, recipient.lang, recipient.email, settings.domain)
+    msg["Message-ID"] = message_id(digest_id, recipient.lang, recipient.email, settings.site.domain)
     text_part, html_part = template.get_payload()  # type: ignore[misc]
     text = text_part.get_content().replace(TOKEN_PLACEHOLDER, token)
     html = html_part.get_content().replace(TOKEN_PLACEHOLDER, token)
@@ -255,12 +255,12 @@ class Connection:
     """One SMTP connection, opened lazily, reused for many messages, reopened after a drop."""
 
     def __init__(self, settings: Settings):
-        if not settings.smtp_host:
+        if not settings.mail.smtp_host:
             raise SendError(
                 "no SMTP server is set: set smtp_host in [tool.feeds] or FEEDS_SMTP_HOST"
             )
-        self.settings = settings
-        self.password = os.environ.get("FEEDS_SMTP_PASSWORD")
+        self.settings = settings.mail
+        self.password = settings.mail.smtp_password.reveal() if settings.mail.smtp_password else None
         self.smtp: smtplib.SMTP | None = None
 
     def open(self) -> smtplib.SMTP:
@@ -407,8 +407,8 @@ def write_outbox(
 
 def default_ledger(settings: Settings, subscribers: Path) -> Path:
     return (
-        Path(settings.ledger)
-        if settings.ledger
+        Path(settings.mail.ledger)
+        if settings.mail.ledger
         else subscribers.with_name(subscribers.stem + ".ledger.sqlite")
     )
 

@@ -10,12 +10,14 @@ from xml.etree import ElementTree
 
 import jinja2
 
-from .config import Settings
+from .config import SiteSettings
 from .i18n import TEXT, format_digest_date, format_month, short_authors
-from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef, clean_note, clean_text
+from .model import LANGS, Digest, DigestRef, Lang, NoteRef, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
+    FEED_LABELS,
+    FEED_MEDIA_TYPES,
     HOME_PATH,
     NOT_FOUND_PATH,
     OPML_PATH,
@@ -29,26 +31,10 @@ from .urls import (
     tag_page_path,
     tag_slug,
 )
-
-_FEED_TYPES = {
-    "atom": "application/atom+xml",
-    "rss": "application/rss+xml",
-    "json": "application/feed+json",
-}
-_FEED_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
-
+from .views import note_view
 
 DIGEST_TEMPLATE = "digest.html"
 TAG_TEMPLATE = "tag.html"
-
-
-@dataclass(frozen=True)
-class NoteItem:
-    note: Note
-    slug: str
-    url: str
-    commentary: tuple[str, ...]
-    tag_links: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -79,7 +65,7 @@ def _other(lang: Lang) -> Lang:
 class SiteRenderer:
     """Renders web pages; holds what every page shares. Each page is rendered from what it shows."""
 
-    def __init__(self, settings: Settings, env: jinja2.Environment):
+    def __init__(self, settings: SiteSettings, env: jinja2.Environment):
         self.settings = settings
         self.env = env
         self.urls = Urls(settings.base_url)
@@ -98,9 +84,9 @@ class SiteRenderer:
         }
         return [
             {
-                "type": _FEED_TYPES[fmt],
-                "title": f"{title} ({_FEED_LABELS[fmt]})",
-                "label": _FEED_LABELS[fmt],
+                "type": FEED_MEDIA_TYPES[fmt],
+                "title": f"{title} ({FEED_LABELS[fmt]})",
+                "label": FEED_LABELS[fmt],
                 "url": self.urls.of(path),
             }
             for fmt, path in paths.items()
@@ -203,18 +189,7 @@ class SiteRenderer:
         )
         page["prev"] = self.digest_link(older, lang) if older else None
         page["next"] = self.digest_link(newer, lang) if newer else None
-        items = []
-        for raw in digest.notes:
-            note = clean_note(raw)
-            items.append(
-                NoteItem(
-                    note=note,
-                    slug=note.slug,
-                    url=self.urls.note(lang, digest.id, note.slug),
-                    commentary=note.commentary_for(lang),
-                    tag_links=self.urls.tag_links(lang, note.tags),
-                )
-            )
+        items = [note_view(digest.id, note, lang, self.urls) for note in digest.notes]
         return self.render(DIGEST_TEMPLATE, page=page, items=items)
 
     def tag_index(self, lang: Lang, counts: Sequence[tuple[str, int]]) -> bytes:

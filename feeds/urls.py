@@ -19,6 +19,12 @@ from .model import Lang, tag_key
 FeedFormat = Literal["atom", "rss", "json"]
 FEED_FORMATS: tuple[FeedFormat, ...] = ("atom", "rss", "json")
 FEED_FILES: dict[FeedFormat, str] = {"atom": "atom.xml", "rss": "rss.xml", "json": "feed.json"}
+FEED_MEDIA_TYPES: dict[FeedFormat, str] = {
+    "atom": "application/atom+xml",
+    "rss": "application/rss+xml",
+    "json": "application/feed+json",
+}
+FEED_LABELS: dict[FeedFormat, str] = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 MailPart = Literal["html", "txt", "eml"]
 
 _SAFE_SLUG = re.compile(r"[\w-]+")

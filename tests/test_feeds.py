@@ -18,10 +18,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from feeds.build import build
 from feeds.cli import main
-from feeds.config import Settings, load_settings
+from feeds.config import Settings, load_settings, make_settings
 from feeds.feed import FeedEntry, render_feed, render_opml
 from feeds.model import LANGS, Archive, Digest, Note, clean_note, clean_text
-from feeds.parse import load_archive
+from feeds.archive import load_archive
 from feeds.templating import make_environment
 from feeds.urls import OPML_PATH
 
@@ -59,7 +59,7 @@ SAMPLE_TAGS = sorted(
 
 
 def site(**kw) -> Settings:
-    return Settings(base_url=BASE, author_name="Editor", author_email="ed@example.org", **kw)
+    return make_settings(base_url=BASE, author_name="Editor", author_email="ed@example.org", **kw)
 
 
 def build_seeds(tmp_path: Path, name: str = "dist", **kw) -> Path:
@@ -315,10 +315,10 @@ def test_hostile_text_yields_well_formed_feeds(title, author, paragraph, abstrac
     archive = Archive((Digest("2024-11-07", date(2024, 11, 7), None, "x.txt", (note,)),))
     env = make_environment(None)
     entries = [FeedEntry(archive.digests[0].ref, 0, note, None)]
-    outputs = {OPML_PATH: render_opml(["tag"], site())}
+    outputs = {OPML_PATH: render_opml(["tag"], site().site)}
     for lang in LANGS:
         for tag in (None, "tag"):
-            outputs.update(render_feed(lang, tag, entries, site(), env))
+            outputs.update(render_feed(lang, tag, entries, site().site, env))
     for path, data in outputs.items():
         if path.endswith(".opml"):
             ElementTree.fromstring(data)
@@ -342,7 +342,7 @@ def test_bad_settings_name_the_key(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "Error: pyproject.toml: setting base_url: expected an absolute http(s) URL, found 'ftp://x'",
-        "Error: pyproject.toml: unknown setting 'feed_limt' (known: base_url, author_name, author_email, timezone, websub_hub, unsubscribe_url, unsubscribe_mailto, subscribe_url, templates_dir, cache_dir, smtp_host, smtp_user, smtp_security, unsubscribe_secret, unsubscribed, ledger, feed_limit, tag_page_size, smtp_port, workers, title, description)",
+        "Error: pyproject.toml: unknown setting 'feed_limt' (did you mean 'feed_limit'? known: base_url, title, description, author_name, author_email, timezone, feed_limit, tag_page_size, websub_hub, unsubscribe_url, unsubscribe_mailto, subscribe_url, cache_dir, workers, templates_dir, smtp_host, smtp_port, smtp_user, smtp_security, unsubscribed, ledger)",
         "Error: environment: setting feed_limit: expected a whole number, 0 or more, found 'many'",
     ]
     assert not (tmp_path / "dist").exists()
@@ -357,7 +357,7 @@ def test_environment_overrides_file(tmp_path, monkeypatch):
     settings, warnings = load_settings(
         config, {"feed_limit": 7}, {"FEEDS_BASE_URL": "https://b.example/x", "FEEDS_TITLE_EN": "B"}
     )
-    assert (settings.base_url, settings.feed_limit, dict(settings.title)) == (
+    assert (settings.site.base_url, settings.site.feed_limit, dict(settings.site.title)) == (
         "https://b.example/x/",
         7,
         {"ko": "가", "en": "B"},

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from feeds.build import build
 from feeds.cli import main
-from feeds.config import Settings
+from feeds.config import Settings, make_settings
 from feeds.corpus import _english, _korean
-from feeds.parse import load_archive
+from feeds.archive import load_archive
 
 from .browser import needs_chromium, screenshot, scroll_width
 from .conftest import ARTIFACTS, SEEDS
@@ -44,7 +44,7 @@ def site(**kw) -> Settings:
         unsubscribe_mailto="leave@example.org",
     )
     values.update(kw)
-    return Settings(**values)
+    return make_settings(**values)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from feeds.corpus import generate
 from feeds.errors import ParseError
 from feeds.model import Digest, Note, digest_id
-from feeds.parse import format_digest, has_hangul, load_archive, parse_digest, slugify
+from feeds.archive import load_archive
+from feeds.parse import format_digest, has_hangul, parse_digest, slugify
 
 LINE_CHARS = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from feeds.cli import main
 from feeds.errors import ParseError
-from feeds.parse import load_archive, parse_authors, parse_digest
+from feeds.archive import load_archive
+from feeds.parse import parse_authors, parse_digest
 
 NOTE = """LASER: Attention with Exponential Transformation
 (Sai Surya Duvvuri, Inderjit S. Dhillon)
@@ -303,7 +304,7 @@ def test_check_on_many_files_reports_what_one_process_finds(tmp_path):
     # From PARALLEL_CHECK_FILES on, `feeds check` parses on every core and sends back only
     # counts and problems: they must be what the whole archive, read in one process, gives.
     from feeds.corpus import generate
-    from feeds.parse import PARALLEL_CHECK_FILES, read_archive, summarize_archive
+    from feeds.archive import PARALLEL_CHECK_FILES, read_archive, summarize_archive
 
     paths = generate(tmp_path, PARALLEL_CHECK_FILES + 20)
     broken = paths[PARALLEL_CHECK_FILES - 10]  # in the second worker's share

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from feeds.model import digest_to_json
-from feeds.parse import load_archive
+from feeds.archive import load_archive
 
 
 def load_seeds():

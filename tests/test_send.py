@@ -18,10 +18,10 @@ from click.testing import CliRunner
 
 from feeds.build import build
 from feeds.cli import main
-from feeds.config import Settings
+from feeds.config import Settings, make_settings
 from feeds.model import LANGS
 from feeds.newsletter import render_newsletter
-from feeds.parse import load_archive
+from feeds.archive import load_archive
 from feeds.send import unsubscribe_token
 from feeds.templating import make_environment
 
@@ -41,7 +41,7 @@ def site(**kw) -> Settings:
         unsubscribe_secret=SECRET,
     )
     values.update(kw)
-    return Settings(**values)
+    return make_settings(**values)
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +320,7 @@ def test_header_injection_from_a_digest_is_neutralised(tmp_path):
     )
     env = make_environment(None)
     for lang in LANGS:
-        for path, data in render_newsletter(digest, lang, settings, env)[0]:
+        for path, data in render_newsletter(digest, lang, settings.site, env)[0]:
             (tmp_path / "dist" / path).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / "dist" / path).write_bytes(data)
     (tmp_path / "subscribers.csv").write_text(
