@@ -23,7 +23,7 @@ import hashlib
 import os
 import pickle
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -161,17 +161,9 @@ def write_atomic(path: str | Path, data: bytes) -> None:
             file.write(data)
         os.replace(temporary, path)
     except BaseException:
-        with _quiet():
+        with suppress(OSError):
             os.unlink(temporary)
         raise
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    try:
-        yield
-    except OSError:
-        pass
 
 
 class ObjectStore:

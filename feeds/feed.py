@@ -161,7 +161,7 @@ def import_feedgen() -> tuple[type[FeedGenerator], type]:
     from feedgen.ext.base import BaseExtension
     from feedgen.feed import FeedGenerator
 
-    class WebSubRss(BaseExtension):
+    class WebSubRss(BaseExtension):  # type: ignore[misc]  # feedgen is untyped
         """feedgen writes only the self atom:link in RSS; the hub link goes in the same way."""
 
         hub: str = ""
@@ -281,7 +281,8 @@ def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
                 lang,
             )
     ElementTree.indent(opml)
-    return ElementTree.tostring(opml, encoding="UTF-8", xml_declaration=True) + b"\n"
+    data: bytes = ElementTree.tostring(opml, encoding="UTF-8", xml_declaration=True)
+    return data + b"\n"
 
 
 def _outline(

@@ -238,8 +238,8 @@ class _Archive:
         return self.fresh.pop(path)
 
     def parse(self, path: Path) -> Parsed:
-        key = self.inputs.files.get(path)
-        hit = self.known.pop(key, None) if key is not None else None
+        key = self.inputs.files.get(path, "")
+        hit = self.known.pop(key, None)
         if not isinstance(hit, ParsedFile):
             found = self._parsed_elsewhere(path)
             self.by_workers += found is not None

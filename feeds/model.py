@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
 Lang = Literal["ko", "en"]
+Day = date  # for annotations inside classes with a field named `date`
 LANGS: tuple[Lang, ...] = ("ko", "en")
 
 # C0/C1 controls (tab aside), lone surrogates and the two noncharacters XML 1.0 forbids.
@@ -29,6 +30,19 @@ def clean_text(text: str) -> str:
 def tag_key(tag: str) -> str:
     """The grouping key of a tag: tags differing only in case are the same tag."""
     return tag.casefold()
+
+
+_PATH_SAFE = re.compile(r"[\w-]+")
+
+
+def tag_problem(tag: str) -> str | None:
+    """Why a tag cannot have a path of its own (its grouping key is its path segment), or None."""
+    key = tag_key(tag)
+    if not _PATH_SAFE.fullmatch(key):
+        return f'its folded form "{key}" holds characters a path cannot'
+    if not key.strip("-_"):
+        return "it has no letter or digit"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +109,7 @@ class Digest:
     notes: tuple[Note, ...]
 
     @property
-    def sort_key(self) -> tuple[date, int]:
+    def sort_key(self) -> tuple[Day, int]:
         return (self.date, self.part or 0)
 
     @property

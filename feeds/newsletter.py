@@ -167,7 +167,8 @@ def header_text(value: str) -> str:
 
 
 def _header(value: str) -> str | Header:
-    """ASCII as is; anything else as RFC 2047 encoded words."""
+    """ASCII as is; anything else as RFC 2047 encoded words (compat32 folds a Header too,
+    though its stubs say str)."""
     return value if value.isascii() else Header(value, "utf-8")
 
 
@@ -196,7 +197,7 @@ def message(digest: Digest, lang: Lang, settings: SiteSettings, html: str, text:
         [
             fold("Content-Type", f'multipart/alternative; boundary="{boundary.decode()}"'),
             before,
-            fold("Subject", _header(subject(digest, lang, settings))),
+            fold("Subject", _header(subject(digest, lang, settings))),  # type: ignore[arg-type]
             fold("Date", format_datetime(digest.published(settings.tz))),
             fold("Message-ID", f"<newsletter.{digest.id}.{lang}@{settings.domain}>"),
             after,
@@ -243,7 +244,7 @@ def _fixed_headers(
     )
     list_id = Header(list_title, "utf-8")
     list_id.append(f"<newsletter.{lang}.{domain}>", "us-ascii")
-    after = fold("List-Id", list_id)
+    after = fold("List-Id", list_id)  # type: ignore[arg-type]  # compat32 folds a Header too
     targets = []
     if unsubscribe_mailto:
         targets.append(f"<mailto:{unsubscribe_mailto}?subject=unsubscribe>")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ParseError, Problem
-from .model import Digest, Note, clean_text, digest_id, tag_key
+from .model import Digest, Note, clean_text, digest_id, tag_key, tag_problem
 
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff]")
 _DATE_HEADER = re.compile(r"(\d{4})\s*년\s*(\d{1,2})\s*월\s*(\d{1,2})\s*일(?:\s*\(\s*(\d+)\s*\))?")
@@ -131,6 +131,10 @@ def _parse_tags(line: Line, out: _Collector) -> tuple[str, ...]:
                 f'expected tags "#tag #tag", found "{word}": '
                 'a tag is letters, digits, "-" and "_" after one "#"',
             )
+            continue
+        problem = tag_problem(match[1])
+        if problem is not None:
+            out.error(line.number, f'the tag "{word}" cannot name a tag page or feed: {problem}')
             continue
         tags.setdefault(tag_key(match[1]), match[1])
     return tuple(tags.values())

@@ -39,7 +39,6 @@ from .urls import (
     tag_index_path,
     tag_page_path,
     tag_slug,
-    tag_slugs,
 )
 
 Progress = Callable[[str, int], None]
@@ -208,7 +207,6 @@ def plan(
     """
     refs = tuple(d.ref for d in archive.digests)  # one per digest: KeyParts knows them by identity
     tags, tagged = _tagged(archive, refs)
-    tag_slugs(tags.values())  # every tag has a path of its own, or the build stops here
     pages_of = {key: tag_pages(notes, settings.tag_page_size) for key, notes in tagged.items()}
     # Rendered by a worker while this process plans the other jobs.
     site_wide = pool.submit(render, _site_job(refs, tags, pages_of))

@@ -11,7 +11,6 @@ finishes what it left.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import os
 import shutil
@@ -21,42 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cache import BuildRecord, Cache, ObjectStore, Output, Written, sha256
-from .errors import FeedsError
 from .locks import locked
 from .pool import Pending, Pool
+from .trees import (
+    exchange_folders,
+    link_spare,
+    list_files,
+    recover,
+    spare_path,
+    staging_path,
+    swap_in,
+    take_spare,
+    update_tree,
+)
 
 
 def _vouches(st: os.stat_result, size: int, mtime_ns: int, inode: int) -> bool:
     """The file is as the last build left it (so its recorded hash still holds)."""
     return (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, inode)
-
-
-def _stat_matches(path: str, written: Written) -> bool:
-    """The file at path is as the last build left it (False when it is gone)."""
-    try:
-        return _vouches(os.stat(path), written.size, written.mtime_ns, written.inode)
-    except OSError:
-        return False
-
-
-def list_files(root: str | Path) -> dict[str, int]:
-    """Every file under root, as a path relative to it with "/" between parts, and its inode
-    as the folder lists it (no stat per file)."""
-    found: dict[str, int] = {}
-    folders = [(os.fspath(root), "")]
-    while folders:
-        folder, prefix = folders.pop()
-        try:
-            entries = os.scandir(folder)
-        except OSError:  # unreadable or gone: as os.walk, list what can be listed
-            continue
-        with entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append((entry.path, f"{prefix}{entry.name}/"))
-                else:
-                    found[f"{prefix}{entry.name}"] = entry.inode()
-    return found
 
 
 def changed_since(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
@@ -74,6 +55,7 @@ def changed_since(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
 
 
 def _matches(path: str, size: int, mtime_ns: int, inode: int) -> bool:
+    """The file at path is as the last build left it (False when it is gone)."""
     try:
         return _vouches(os.stat(path), size, mtime_ns, inode)
     except OSError:
@@ -107,7 +89,7 @@ class Dist:
         """OUT for one build: a second build into it waits; what a killed build left is put
         right first. `exchange`: how to swap two folders in one step (default: the system's)."""
         with locked(out.with_name(f".{out.name}.lock"), f"the output folder {out}"):
-            _recover(out)
+            recover(out)
             dist = cls(out, exchange or exchange_folders)
             try:
                 yield dist
@@ -148,7 +130,7 @@ class Staging:
             self._looking = pool.submit(changed_since, (os.fspath(cache.root), dist.root))
         self.last_files = cache.load_record(dist.out).files  # once the workers started without it
         self.vouched: set[str] = set()  # files present() found as the last build left them
-        self.tree = _take_spare(dist.out)
+        self.tree = take_spare(dist.out)
         self._listing: Pending[dict[str, int]] | None = None
         if self.tree is not None and pool.count > 1:
             self._listing = pool.submit(list_files, self.tree)
@@ -166,7 +148,7 @@ class Staging:
             return False
         looked = self._looked
         if looked is None:
-            if not _stat_matches(f"{self.dist.root}/{output.path}", known):
+            if not _matches(f"{self.dist.root}/{output.path}", *known[1:]):
                 return False
         elif output.path in looked[0]:
             return False
@@ -202,27 +184,28 @@ class Staging:
         files: dict[str, Written] | None = None
         if self.tree is not None:
             try:
-                files = _update_tree(self.tree, root, outputs, unchanged, objects, self._in_tree())
+                files = update_tree(self.tree, root, outputs, unchanged, objects, self._in_tree())
             except OSError:
                 shutil.rmtree(self.tree, ignore_errors=True)  # built afresh below
         if files is None:
-            tree = self.tree or _staging_path(out)
+            tree = self.tree or staging_path(out)
             if tree.exists():
                 shutil.rmtree(tree)
             tree.mkdir(parents=True)
             self.tree = tree
             try:
-                files = _update_tree(tree, root, outputs, unchanged, objects, {})  # all anew
+                files = update_tree(tree, root, outputs, unchanged, objects, {})  # all anew
             except BaseException:
                 shutil.rmtree(tree, ignore_errors=True)
                 raise
-        replaced = _swap_in(self.tree, out, self.dist.exchange)
+        assert self.tree is not None
+        replaced = swap_in(self.tree, out, self.dist.exchange)
         self.swapped = True
-        spare = _spare_path(out)
+        spare = spare_path(out)
         if replaced is not None:
             replaced.rename(spare)  # the next build stages in it
         else:  # a first build has no replaced tree to keep: make the spare one meanwhile
-            self.dist.tidying = threading.Thread(target=_link_spare, args=(out, spare))
+            self.dist.tidying = threading.Thread(target=link_spare, args=(out, spare))
             self.dist.tidying.start()
         return files, changes
 
@@ -251,7 +234,7 @@ class Staging:
         """Make the staging tree the spare one again, unless the build swapped it in."""
         if self.swapped or self.tree is None or not self.tree.is_dir():
             return
-        spare = _spare_path(self.dist.out)
+        spare = spare_path(self.dist.out)
         if spare.exists():
             shutil.rmtree(self.tree, ignore_errors=True)
         else:
@@ -264,154 +247,3 @@ def _file_sha(path: str) -> str | None:
             return sha256(file.read())
     except OSError:
         return None
-
-
-def _spare_path(out: Path) -> Path:
-    """Where the tree OUT replaced is kept: the next build turns it into its staging tree, so it
-    changes only the files that changed instead of linking every file anew."""
-    return out.with_name(f".{out.name}.spare")
-
-
-def _staging_path(out: Path) -> Path:
-    """This build's staging tree: named for this process alone."""
-    return out.with_name(f".{out.name}.staging-{os.getpid()}")
-
-
-def _take_spare(out: Path) -> Path | None:
-    """Rename the spare tree to this build's staging tree; None when there is none to take."""
-    spare, staging = _spare_path(out), _staging_path(out)
-    if not (spare.is_dir() and out.is_dir()):
-        return None
-    if staging.exists():
-        shutil.rmtree(staging)
-    try:
-        spare.rename(staging)
-    except OSError:
-        return None
-    return staging
-
-
-def _update_tree(
-    staging: Path,
-    root: str,
-    outputs: dict[str, Output],
-    unchanged: dict[str, Written],
-    objects: ObjectStore,
-    present: dict[str, int],
-) -> dict[str, Written]:
-    """Turn the tree at `staging` (empty, or the spare tree of an earlier build) into the new one.
-
-    `present`: every file in it (list_files), listed once it had this build's own name. A
-    file there is kept only when it is the very inode OUT holds with unchanged bytes (that stat
-    vouched for it); every other file is replaced or removed. So only what changed since that
-    build is written, and anything else the tree holds cannot leak into the new one.
-    """
-    stage = os.fspath(staging)
-    folders = {p.rpartition("/")[0] for p in present} | {""}
-    files = dict(unchanged)
-    for path in sorted(outputs):
-        target = f"{stage}/{path}"
-        if path in present:
-            kept = unchanged.get(path)
-            if kept is not None and present[path] == kept.inode:
-                continue
-            os.unlink(target)
-        else:
-            folder = path.rpartition("/")[0]
-            if folder not in folders:
-                os.makedirs(f"{stage}/{folder}", exist_ok=True)
-                folders.add(folder)
-        if path in unchanged:
-            os.link(f"{root}/{path}", target)
-        else:
-            files[path] = _place(objects, outputs[path], target)
-    emptied: set[str] = set()
-    for path in present.keys() - outputs.keys():
-        os.unlink(f"{stage}/{path}")
-        folder = path.rpartition("/")[0]
-        while folder and folder not in emptied:
-            emptied.add(folder)
-            folder = folder.rpartition("/")[0]
-    for folder in sorted(emptied, key=lambda f: -f.count("/")):
-        with contextlib.suppress(OSError):  # still holds files
-            os.rmdir(f"{stage}/{folder}")
-    return files
-
-
-def _link_spare(out: Path, spare: Path) -> None:
-    """Hard-link OUT's files into a spare tree; a failure only leaves the next build slower."""
-    partial = spare.with_name(f"{spare.name}-{os.getpid()}")
-    try:
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(out, partial, copy_function=os.link)
-        shutil.rmtree(spare, ignore_errors=True)
-        partial.rename(spare)
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-def _place(objects: ObjectStore, output: Output, target: str) -> Written:
-    """Put an object's bytes at target: a hard link where the file system allows, else a copy."""
-    source = objects.path(output.sha)
-    try:
-        os.link(source, target)
-    except OSError:
-        data = objects.read_verified(output.sha)
-        if data is None:
-            raise FeedsError(f"the cache lost the bytes of {output.path}", str(source)) from None
-        with open(target, "wb") as file:
-            file.write(data)
-    st = os.stat(target)
-    return Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
-
-
-def _leftovers(out: Path) -> list[Path]:
-    return [
-        *sorted(out.parent.glob(f".{out.name}.staging-*")),
-        *sorted(out.parent.glob(f".{out.name}.spare-*")),
-        *sorted(out.parent.glob(f".{out.name}.old-*")),
-    ]
-
-
-def _recover(out: Path) -> None:
-    """Finish what an interrupted build left: restore a moved-away OUT, drop stale staging trees."""
-    olds = [p for p in _leftovers(out) if ".old-" in p.name]
-    if not out.exists() and olds:
-        olds[-1].rename(out)
-    for path in _leftovers(out):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def exchange_folders(a: Path, b: Path) -> bool:
-    """Swap two folders in one atomic step (Linux renameat2); False where unsupported."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    return bool(
-        renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
-    )
-
-
-def no_exchange(a: Path, b: Path) -> bool:
-    """For systems without an atomic exchange (and to test that path): always False."""
-    return False
-
-
-def _swap_in(staging: Path, out: Path, exchange: Callable[[Path, Path], bool]) -> Path | None:
-    """Put the staged tree at OUT; returns where the replaced tree now is (None if there was
-    none). Without an atomic exchange, two renames: a kill between them leaves OUT moved
-    aside as `.OUT.old-PID`, which the next build puts back first (_recover)."""
-    if not out.exists():
-        staging.rename(out)
-        return None
-    if exchange(staging, out):
-        return staging
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(old)
-    staging.rename(out)
-    return old

@@ -14,7 +14,6 @@ import contextlib
 import csv
 import hashlib
 import hmac
-import os
 import smtplib
 import socket
 import sqlite3
@@ -260,7 +259,9 @@ class Connection:
                 "no SMTP server is set: set smtp_host in [tool.feeds] or FEEDS_SMTP_HOST"
             )
         self.settings = settings.mail
-        self.password = settings.mail.smtp_password.reveal() if settings.mail.smtp_password else None
+        self.password = (
+            settings.mail.smtp_password.reveal() if settings.mail.smtp_password else None
+        )
         self.smtp: smtplib.SMTP | None = None
 
     def open(self) -> smtplib.SMTP:

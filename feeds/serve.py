@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 CONTENT_TYPES = {
     ".xml": "application/xml",
@@ -28,7 +27,7 @@ FEED_TYPES = {
 class DistHandler(SimpleHTTPRequestHandler):
     """Static files with the feeds' own media types, and dist/404.html for what is missing."""
 
-    extensions_map: ClassVar[dict[str, str]] = {
+    extensions_map = {  # noqa: RUF012 (as the base class declares it)
         **SimpleHTTPRequestHandler.extensions_map,
         **CONTENT_TYPES,
     }

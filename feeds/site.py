@@ -239,7 +239,7 @@ class SiteRenderer:
         entries = []
         links: dict[str, dict[str, str]] = {}
         for digest, note in notes:
-            link = links.get(digest.id) or links.setdefault(
+            found = links.get(digest.id) or links.setdefault(
                 digest.id, self.digest_link(digest, lang)
             )
             entries.append(
@@ -247,8 +247,8 @@ class SiteRenderer:
                     title=clean_text(note.title),
                     url=self.urls.note(lang, digest.id, note.slug),
                     authors=clean_text(short_authors(note.authors, lang)),
-                    digest_url=link["url"],
-                    digest_label=link["label"],
+                    digest_url=found["url"],
+                    digest_label=found["label"],
                 )
             )
         return self.render(TAG_TEMPLATE, page=page, entries=entries)
@@ -269,7 +269,8 @@ class SiteRenderer:
             ElementTree.SubElement(url, "loc").text = self.urls.of(path)
             ElementTree.SubElement(url, "lastmod").text = lastmod.isoformat()
         ElementTree.indent(urlset)
-        return ElementTree.tostring(urlset, encoding="UTF-8", xml_declaration=True) + b"\n"
+        data: bytes = ElementTree.tostring(urlset, encoding="UTF-8", xml_declaration=True)
+        return data + b"\n"
 
     def robots(self) -> bytes:
         return f"User-agent: *\nAllow: /\n\nSitemap: {self.urls.of(SITEMAP_PATH)}\n".encode()

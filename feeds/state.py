@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 
 from .model import Archive, Digest, Note
@@ -83,7 +83,7 @@ def dump_state(state: dict[str, Any]) -> bytes:
     def line(key: str, value: dict[str, str | None]) -> str:
         updated = value["updated"]
         when = "null" if updated is None else string(updated)
-        return f'{string(key)}: {{"hash": {string(value["hash"])}, "updated": {when}}}'
+        return f'{string(key)}: {{"hash": {string(value["hash"] or "")}, "updated": {when}}}'
 
     notes = ",\n".join(line(key, value) for key, value in state["notes"].items())
     return f'{{"version": {state["version"]:d}, "notes": {{\n{notes}\n}}}}\n'.encode()

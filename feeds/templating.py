@@ -11,7 +11,7 @@ import jinja2
 from jinja2 import meta
 
 from .errors import TemplateError
-from .i18n import format_date, format_month, wrap
+from .i18n import wrap
 
 
 def default_templates_dir() -> Path:
@@ -36,8 +36,6 @@ def make_environment(templates_dir: str | None) -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["wrap"] = wrap
-    env.filters["date_text"] = format_date
-    env.filters["month_text"] = format_month
     return env
 
 

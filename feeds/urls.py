@@ -6,7 +6,6 @@ The feed URLs are public: once published they must never change.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +13,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from .errors import FeedsError
-from .model import Lang, tag_key
+from .model import Lang, tag_key, tag_problem
 
 FeedFormat = Literal["atom", "rss", "json"]
 FEED_FORMATS: tuple[FeedFormat, ...] = ("atom", "rss", "json")
@@ -27,28 +26,15 @@ FEED_MEDIA_TYPES: dict[FeedFormat, str] = {
 FEED_LABELS: dict[FeedFormat, str] = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 MailPart = Literal["html", "txt", "eml"]
 
-_SAFE_SLUG = re.compile(r"[\w-]+")
-
 
 def tag_slug(tag: str) -> str:
-    """The path segment of a tag: its grouping key (letters, digits, '-' and '_'; Hangul stays)."""
+    """The path segment of a tag: its grouping key (letters, digits, '-' and '_'; Hangul stays).
+
+    The parser accepts only tags that have one (model.tag_problem)."""
     slug = tag_key(tag)
-    if not _SAFE_SLUG.fullmatch(slug) or slug.strip("-_") == "":
+    if tag_problem(tag) is not None:
         raise FeedsError(f"the tag {tag!r} has no path-safe form")
     return slug
-
-
-def tag_slugs(tags: Iterable[str]) -> dict[str, str]:
-    """Tag (display spelling) -> slug. Two tags sharing a slug are an error naming both."""
-    by_slug: dict[str, str] = {}
-    for tag in tags:
-        slug = tag_slug(tag)
-        if slug in by_slug and by_slug[slug] != tag:
-            raise FeedsError(
-                f"the tags #{by_slug[slug]} and #{tag} would share the path tags/{slug}/"
-            )
-        by_slug[slug] = tag
-    return {tag: slug for slug, tag in by_slug.items()}
 
 
 def lang_feed_path(lang: Lang, fmt: FeedFormat) -> str:

@@ -49,7 +49,7 @@ def _words(alphabet: str, min_size: int = 1) -> st.SearchStrategy[str]:
 ENGLISH = _words("abcdefghijklmnopqrstuvwxyzABC0123456789.,:;!?'\"<>&()")
 KOREAN = st.tuples(_words("가나다라마바사아자차카타파하"), ENGLISH).map(lambda t: f"{t[0]} {t[1]}")
 NAME = _words("abcdefgXYZéñ.'-").filter(lambda n: n[0].isalpha() and n.strip() == n)
-TAG = st.text(alphabet="abcxyz019-_가나", min_size=1, max_size=10)
+TAG = st.text(alphabet="abcxyz019-_가나", min_size=1, max_size=10).filter(lambda t: t.strip("-_"))
 
 
 @st.composite
