@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,12 @@ from feeds.build import build
 from feeds.cache import BuildRecord, Cache, Written
 from feeds.config import Settings, make_settings
 from feeds.corpus import generate
-from feeds.inputs import FRESH_NS
 from feeds.errors import ParseError
+from feeds.inputs import FRESH_NS
 
 BASE = "https://example.org/notes/"
+
+pytestmark = pytest.mark.slow  # builds of a generated corpus
 
 
 def site(cache: Path, **kw) -> Settings:

@@ -52,3 +52,30 @@ def test_a_usage_error_exits_2(tmp_path):
     result = feeds("no-such-command", cwd=tmp_path)
     assert result.returncode == 2
     assert "No such command 'no-such-command'" in result.stderr
+
+
+LAZY = """
+import sys
+from feeds.cli import main
+try:
+    main(["build", sys.argv[1], "--out", "dist"])
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in ("feedgen", "mjml", "lxml", "feeds.jobs") if m in sys.modules)))
+"""
+
+
+def test_a_no_change_build_imports_no_renderer(tmp_path):
+    """The no-change path reads the inputs and stops: feedgen, MRML and lxml stay unloaded."""
+    assert feeds("build", str(SEEDS), "--out", "dist", cwd=tmp_path).returncode == 0
+    env = {**os.environ, "FEEDS_BASE_URL": "https://example.org/", "FEEDS_CACHE_DIR": "cache"}
+    again = subprocess.run(
+        [sys.executable, "-c", LAZY, str(SEEDS)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "Built dist: 0 written, 231 unchanged" in again.stdout
+    assert again.stdout.splitlines()[-1] == ""  # none of them was imported

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
+from feeds.archive import load_archive
 from feeds.build import build
 from feeds.cli import main
 from feeds.config import Settings, load_settings, make_settings
 from feeds.feed import FeedEntry, render_feed, render_opml
 from feeds.model import LANGS, Archive, Digest, Note, clean_note, clean_text
-from feeds.archive import load_archive
 from feeds.templating import make_environment
 from feeds.urls import OPML_PATH
 

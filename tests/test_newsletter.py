@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from feeds.archive import load_archive
 from feeds.build import build
 from feeds.cli import main
 from feeds.config import Settings, make_settings
 from feeds.corpus import _english, _korean
-from feeds.archive import load_archive
 
 from .browser import needs_chromium, screenshot, scroll_width
 from .conftest import ARTIFACTS, SEEDS
@@ -268,6 +268,7 @@ def test_invalid_mjml_is_reported(tmp_path):
     )
 
 
+@pytest.mark.slow
 @needs_chromium
 @pytest.mark.parametrize("width", [375, 600])
 def test_newsletters_do_not_scroll_sideways(dist, width):

@@ -9,10 +9,10 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feeds.archive import load_archive
 from feeds.corpus import generate
 from feeds.errors import ParseError
 from feeds.model import Digest, Note, digest_id
-from feeds.archive import load_archive
 from feeds.parse import format_digest, has_hangul, parse_digest, slugify
 
 LINE_CHARS = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))

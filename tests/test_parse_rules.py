@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from feeds.archive import load_archive
 from feeds.cli import main
 from feeds.errors import ParseError
-from feeds.archive import load_archive
 from feeds.parse import parse_authors, parse_digest
 
 NOTE = """LASER: Attention with Exponential Transformation
@@ -300,11 +300,12 @@ def test_authors_line_that_almost_matches_is_rejected_without_backtracking():
     )
 
 
+@pytest.mark.slow
 def test_check_on_many_files_reports_what_one_process_finds(tmp_path):
     # From PARALLEL_CHECK_FILES on, `feeds check` parses on every core and sends back only
     # counts and problems: they must be what the whole archive, read in one process, gives.
-    from feeds.corpus import generate
     from feeds.archive import PARALLEL_CHECK_FILES, read_archive, summarize_archive
+    from feeds.corpus import generate
 
     paths = generate(tmp_path, PARALLEL_CHECK_FILES + 20)
     broken = paths[PARALLEL_CHECK_FILES - 10]  # in the second worker's share

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feeds.model import digest_to_json
 from feeds.archive import load_archive
+from feeds.model import digest_to_json
 
 
 def load_seeds():

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from feeds.archive import load_archive
 from feeds.build import build
 from feeds.cli import main
 from feeds.config import Settings, make_settings
 from feeds.model import LANGS
 from feeds.newsletter import render_newsletter
-from feeds.archive import load_archive
 from feeds.send import unsubscribe_token
 from feeds.templating import make_environment
 
@@ -30,6 +30,8 @@ from .smtp_server import Recorder, SMTPServer
 
 BASE = "https://example.org/"
 SECRET = "s3cret"
+
+pytestmark = pytest.mark.slow  # a real SMTP server, and processes killed mid-send
 
 
 def site(**kw) -> Settings:

@@ -16,6 +16,8 @@ import pytest
 
 from .conftest import SEEDS
 
+pytestmark = pytest.mark.slow  # feeds serve as a process
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -184,6 +184,7 @@ VNU = Path(
     not VNU.is_file() or not shutil.which("java"),
     reason="vnu.jar (npm vnu-jar) or java missing; .ci/run installs it",
 )
+@pytest.mark.slow
 def test_pages_pass_the_nu_html_checker(dist, tmp_path):
     pages = sorted(str(p) for p in dist.rglob("*.html") if "newsletters" not in p.parts)
     result = subprocess.run(
@@ -260,6 +261,7 @@ def test_a_failing_build_leaves_dist_as_it_was(tmp_path):
     assert tree(tmp_path / "dist") == old
 
 
+@pytest.mark.slow
 def test_killed_build_never_leaves_a_mixed_dist(tmp_path):
     """Kill a build at many points: dist/ is always wholly the old site or wholly the new one."""
     env = {**os.environ, "FEEDS_BASE_URL": BASE}
@@ -303,10 +305,13 @@ def test_killed_build_never_leaves_a_mixed_dist(tmp_path):
         subprocess.run(feeds_build(new_src, dist), check=True, capture_output=True, env=env)
         assert tree(dist) == new
         leftovers = {p.name for p in tmp_path.glob(".dist.*")}
-        assert leftovers <= {".dist.spare", ".dist.lock"}, f"a staging folder was left behind: {leftovers}"
+        assert leftovers <= {".dist.spare", ".dist.lock"}, (
+            f"a staging folder was left behind: {leftovers}"
+        )
     assert "old" in outcomes, outcomes  # at least one kill landed before the swap
 
 
+@pytest.mark.slow
 @needs_chromium
 @pytest.mark.parametrize("width", [375, 1280])
 def test_pages_fit_phone_and_desktop(dist, width):
@@ -322,9 +327,10 @@ def test_pages_fit_phone_and_desktop(dist, width):
         assert shot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_tag_with_many_notes_moves_older_ones_to_pages_that_never_change(tmp_path):
-    from feeds.model import tag_key
     from feeds.archive import read_archive
+    from feeds.model import tag_key
 
     src, out, size = tmp_path / "src", tmp_path / "dist", 5
     generate(src, 30, seed=3)

@@ -1,0 +1,96 @@
+"""Settings: split by who uses them, every key from the dataclass fields, secrets kept out of sight."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from feeds.config import (
+    KEYS,
+    BuildSettings,
+    MailSettings,
+    Secret,
+    SiteSettings,
+    load_settings,
+    make_settings,
+)
+from feeds.errors import ConfigError
+from feeds.inputs import code_salt
+
+
+def test_every_field_is_a_key_of_exactly_one_section():
+    names = [
+        f.name for s in (SiteSettings, BuildSettings, MailSettings) for f in dataclasses.fields(s)
+    ]
+    assert sorted(names) == sorted(KEYS) and len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("value", ["²", "-1", "1.5", "many", "", "٣"])
+def test_a_malformed_number_is_an_error_naming_the_key(value):
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, {}, {"FEEDS_FEED_LIMIT": value})
+    assert str(raised.value) == (
+        f"environment: setting feed_limit: expected a whole number, 0 or more, found {value!r}"
+    )
+
+
+def test_each_setting_lands_in_its_section():
+    settings, _ = load_settings(
+        None,
+        {},
+        {
+            "FEEDS_FEED_LIMIT": "7",
+            "FEEDS_WORKERS": "3",
+            "FEEDS_SMTP_HOST": "mail.example.org",
+            "FEEDS_SMTP_PORT": "2525",
+        },
+    )
+    assert settings.site.feed_limit == 7
+    assert settings.build.workers == 3
+    assert (settings.mail.smtp_host, settings.mail.smtp_port) == ("mail.example.org", 2525)
+
+
+def test_secrets_come_only_from_the_environment_and_never_show(tmp_path):
+    config = tmp_path / "site.toml"
+    config.write_text('base_url = "https://a.example/"\nsmtp_password = "hunter2"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, {}, {})
+    assert "secrets are read only from the environment (set FEEDS_SMTP_PASSWORD)" in str(
+        raised.value
+    )
+    assert "hunter2" not in str(raised.value)
+
+    env = {"FEEDS_SMTP_PASSWORD": "hunter2", "FEEDS_UNSUBSCRIBE_SECRET": "k3y"}
+    settings, _ = load_settings(None, {}, env)
+    assert settings.mail.smtp_password == Secret("hunter2")
+    assert settings.mail.smtp_password.reveal() == "hunter2"
+    for shown in (repr(settings), str(settings), repr(settings.mail)):
+        assert "hunter2" not in shown and "k3y" not in shown
+
+
+def test_only_site_settings_enter_render_keys():
+    base = make_settings(base_url="https://a.example/")
+    assert code_salt(base.site) == code_salt(
+        make_settings(
+            base_url="https://a.example/",
+            smtp_host="mail.example.org",
+            unsubscribe_secret="rotated",
+            workers=7,
+            cache_dir="/elsewhere",
+            templates_dir="/my/templates",
+        ).site
+    )
+    assert code_salt(base.site) != code_salt(
+        make_settings(base_url="https://a.example/", feed_limit=3).site
+    )
+
+
+def test_an_unknown_key_suggests_the_close_one(tmp_path):
+    config = tmp_path / "site.toml"
+    config.write_text("feed_limt = 3\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, {}, {})
+    assert str(raised.value).startswith(
+        f"{config}: unknown setting 'feed_limt' (did you mean 'feed_limit'? known: base_url, "
+    )
