@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cache import BuildRecord, Cache, Written, write_atomic
-from .config import Settings
+from .config import Settings, mail_readiness
 from .errors import Problem
 from .inputs import Inputs, ParsedArchive
 from .pool import Pool, cpu_count
@@ -112,6 +112,9 @@ class Build:
         updates = resolve_updates(archive.model, previous, self.settings.site.tz, archive.note_hash)
         gc.freeze()  # what was loaded lives as long as the build
         self.report.warnings.extend(archive.warnings)
+        self.report.warnings.extend(
+            Problem(message, severity="warning") for message in mail_readiness(self.settings)
+        )
         self.report.parsed_by_workers = archive.by_workers
         self._time("parse")
         return archive, updates

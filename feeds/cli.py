@@ -6,7 +6,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -273,14 +274,13 @@ def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> 
 
 
 @main.command()
-@click.argument("digest_id")
+@click.argument("digest_id", required=False)
 @click.option(
     "--lang", type=click.Choice(["ko", "en"]), help="Send only this language (default: both)."
 )
 @click.option(
     "--subscribers",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    required=True,
     help="CSV file with a header: email,lang[,name]; lang is ko, en or both.",
 )
 @click.option(
@@ -314,13 +314,17 @@ def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> 
     type=click.Path(dir_okay=False, path_type=Path),
     help="SQLite send ledger (default: beside the subscribers file).",
 )
+@click.option("--suppressed", "list_suppressed", is_flag=True, help="List suppressed addresses.")
+@click.option(
+    "--unsuppress", multiple=True, metavar="ADDRESS", help="Allow mail to an address again."
+)
 @click.option("--yes", is_flag=True, help="Do not ask before sending.")
 @CONFIG
 @handle_errors
 def send(
-    digest_id: str,
+    digest_id: str | None,
     lang: str | None,
-    subscribers: Path,
+    subscribers: Path | None,
     unsubscribed: Path | None,
     skip_invalid: bool,
     dry_run: bool,
@@ -328,70 +332,57 @@ def send(
     rate: float | None,
     dist: Path,
     ledger: Path | None,
+    list_suppressed: bool,
+    unsuppress: tuple[str, ...],
     yes: bool,
     config: Path | None,
 ) -> None:
     """Mail the newsletter of DIGEST_ID to every subscriber, exactly once each.
 
     SMTP settings come from [tool.feeds] (smtp_host, smtp_port, smtp_user,
-    smtp_security) or FEEDS_SMTP_* variables; the password only from
-    FEEDS_SMTP_PASSWORD. A ledger records every message, so running the same
-    send again sends only what is missing.
+    smtp_security, smtp_timeout, smtp_data_timeout) or FEEDS_SMTP_* variables;
+    the password only from FEEDS_SMTP_PASSWORD. A ledger records every message,
+    so running the same send again sends only what is missing. Addresses a
+    server refused for good are suppressed for every later send: --suppressed
+    lists them, --unsuppress allows one again.
     """
     from . import send as sending
 
     settings = settings_for(config)
-    rows, problems = sending.read_subscribers(subscribers)
-    report(problems, as_errors=not skip_invalid)
-    if problems and not skip_invalid:
-        click.echo(
-            f"Nothing sent: {len(problems)} invalid rows (fix them, or pass --skip-invalid).",
-            err=True,
-        )
-        sys.exit(1)
-    blocked = sending.read_unsubscribed(
-        unsubscribed or (Path(settings.mail.unsubscribed) if settings.mail.unsubscribed else None)
-    )
-    langs = sending.wanted_langs(lang)
-    chosen, skipped = sending.recipients(rows, langs, blocked)
-    templates = {
-        code: sending.load_newsletter(dist, digest_id, code)
-        for code in {r.lang for r in chosen} or set(langs)
-    }
-    if settings.site.unsubscribe_url and not settings.mail.unsubscribe_secret:
-        raise FeedsError(
-            "unsubscribe_url is set but unsubscribe_secret is not (FEEDS_UNSUBSCRIBE_SECRET): the links could be forged"
-        )
-    counts = ", ".join(f"{code}: {sum(r.lang == code for r in chosen)}" for code in langs)
-    if dry_run:
-        written = sending.write_outbox(outbox, digest_id, chosen, templates, settings)
-        click.echo(
-            f"Dry run: wrote {written} messages ({counts}) to {outbox / digest_id}; sent nothing. {skipped} unsubscribed skipped."
-        )
+    if subscribers is None:
+        raise FeedsError("expected --subscribers FILE.csv")
+    if list_suppressed or unsuppress:
+        path = ledger or sending.default_ledger(settings, subscribers)
+        for line in sending.suppressions(path, unsuppress, list_suppressed):
+            click.echo(line)
         return
-    if not yes:
-        click.confirm(
-            f"Send {len(chosen)} messages ({counts}) of digest {digest_id} via {settings.mail.smtp_host}?",
-            abort=True,
-        )
-    book = sending.Ledger(ledger or sending.default_ledger(settings, subscribers))
-    try:
-        with click.progressbar(length=len(chosen), label="Sending", file=sys.stderr) as bar:
-            summary = sending.send_digest(
-                digest_id, chosen, templates, settings, book, rate, progress=lambda _: bar.update(1)
-            )
-    finally:
-        book.close()
-    for failure in summary.failed:
-        click.echo(f"Failed: {failure}", err=True)
-    click.echo(
-        f"Sent {summary.sent}, already sent before {summary.already_sent}, skipped {skipped}, "
-        f"failed {len(summary.failed)}"
-        + (
-            f"; {summary.in_doubt} in doubt from an interrupted run, sent again"
-            if summary.in_doubt
-            else ""
-        )
+    if digest_id is None:
+        raise FeedsError("expected the DIGEST_ID of the newsletter to send")
+    langs = sending.wanted_langs(lang)
+    request = sending.Request(
+        digest_id, langs, subscribers, unsubscribed, skip_invalid, dist, ledger, rate
     )
-    if summary.failed:
+    if not sending.run(request, settings, _Console(yes), outbox if dry_run else None):
         sys.exit(1)
+
+
+class _Console:
+    """A send's questions and messages, on the terminal."""
+
+    def __init__(self, yes: bool):
+        self.yes = yes
+
+    def report(self, problems: Iterable[Problem], as_errors: bool) -> None:
+        report(problems, as_errors)
+
+    def say(self, line: str, result: bool = False) -> None:
+        click.echo(line, err=not result)
+
+    def confirm(self, question: str) -> None:
+        if not self.yes:
+            click.confirm(question, abort=True)
+
+    @contextmanager
+    def progress(self, total: int) -> Iterator[Callable[[], None]]:
+        with click.progressbar(length=total, label="Sending", file=sys.stderr) as bar:
+            yield lambda: bar.update(1)

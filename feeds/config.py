@@ -107,6 +107,8 @@ class MailSettings:
     smtp_security: str = field(
         default="starttls", metadata={"choices": ("starttls", "tls", "none")}
     )
+    smtp_timeout: int = 300  # seconds for each command (RFC 5321 4.5.3.2)
+    smtp_data_timeout: int = 600  # seconds for the reply to the end of a message
     smtp_password: Secret | None = field(default=None, repr=False, metadata=_SECRET)
     unsubscribe_secret: Secret | None = field(default=None, repr=False, metadata=_SECRET)
     unsubscribed: str | None = None
@@ -313,3 +315,27 @@ def make_settings(**values: Any) -> Settings:
         _SECTION_NAMES[section]: section(**kw) for section, kw in by_section.items()
     }
     return Settings(**made)
+
+
+def mail_readiness(settings: Settings, sending: bool = False) -> list[str]:
+    """What newsletters lack before they may go to real people: an unsubscribe target (RFC
+    2369, and the bulk-sender rules of Gmail, Yahoo and Naver) and a real From address; and,
+    when sending, the secret that signs each recipient's unsubscribe link."""
+    site, found = settings.site, []
+    if not (site.unsubscribe_url or site.unsubscribe_mailto):
+        found.append(
+            "newsletters have no unsubscribe link or List-Unsubscribe header: set "
+            "unsubscribe_url (with FEEDS_UNSUBSCRIBE_SECRET) or unsubscribe_mailto"
+        )
+    domain = site.author_email.rpartition("@")[2]
+    if "." not in domain or domain.endswith((".localhost", ".local", ".invalid", ".test")):
+        found.append(
+            f"newsletters would come from {site.author_email}: set author_email to the address "
+            "they are sent from"
+        )
+    if sending and site.unsubscribe_url and not settings.mail.unsubscribe_secret:
+        found.append(
+            "unsubscribe_url is set but unsubscribe_secret is not (FEEDS_UNSUBSCRIBE_SECRET): "
+            "the links could be forged"
+        )
+    return found

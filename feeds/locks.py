@@ -45,10 +45,11 @@ def holder(path: Path) -> str:
 
 
 @contextmanager
-def locked(path: Path, what: str, wait: bool = True) -> Iterator[None]:
+def locked(path: Path, what: str, owner: str = "", wait: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on `path` (made if missing). The system drops it when the process
     ends, however it ends, so a killed process never leaves it stuck.
 
+    `owner` says what holds it (written in the lock file, for whoever finds it busy);
     wait=False: raise Busy at once, naming the process that holds it, instead of waiting.
     """
     try:
@@ -64,7 +65,7 @@ def locked(path: Path, what: str, wait: bool = True) -> Iterator[None]:
             _try_lock(handle, wait=True)
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()}\n".encode())
+        handle.write(f"pid {os.getpid()}{': ' + owner if owner else ''}\n".encode())
         handle.flush()
         yield
     finally:

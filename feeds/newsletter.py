@@ -5,31 +5,28 @@ The only module that imports mjml (mjml-python, the MRML bindings).
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import re
-from email.header import Header
-from email.policy import compat32
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from xml.parsers import expat
 
 import jinja2
 import mjml
 
+from . import mime
 from .config import SiteSettings
 from .errors import Problem, TemplateError
 from .i18n import TEXT, format_digest_date
 from .model import Digest, Lang, clean_text
 from .templating import render
-from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path
+from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path, unsubscribe_url
 from .views import note_view
 
 MJML_TEMPLATE = "newsletter.mjml"
 TEXT_TEMPLATE = "newsletter.txt"
 GMAIL_CLIP_BYTES = 102 * 1024
 TO_PLACEHOLDER = "undisclosed-recipients:;"
-TOKEN_PLACEHOLDER = "__RECIPIENT_TOKEN__"
 
 # What MRML compiles; anything else named mj-* it passes through silently.
 MJML_TAGS = frozenset(
@@ -70,24 +67,7 @@ MJML_TAGS = frozenset(
         "mj-wrapper",
     ]
 )
-_POLICY = compat32.clone(linesep="\r\n")
 _MJ_TAG = re.compile(r"<\s*(mj-[\w-]+|mjml)\b")
-
-
-def _base64_lines(data: bytes) -> bytes:
-    """base64.encodebytes with CRLF line ends: lines of 76 characters (57 bytes)."""
-    if not data:
-        return b""
-    encoded = base64.b64encode(data)
-    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
-
-
-def unsubscribe_url(settings: SiteSettings, token: str = TOKEN_PLACEHOLDER) -> str | None:
-    """The https unsubscribe link for one recipient (the placeholder until the sender fills it)."""
-    if not settings.unsubscribe_url:
-        return None
-    joiner = "&" if "?" in settings.unsubscribe_url else "?"
-    return f"{settings.unsubscribe_url}{joiner}token={token}"
 
 
 def check_mjml_templates(env: jinja2.Environment) -> None:
@@ -133,7 +113,7 @@ def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, ob
     site_title = clean_text(settings.title[lang])
     date_text = format_digest_date(digest.date, digest.part, lang)
     titles = ", ".join(i.note.title for i in items)
-    unsubscribe = unsubscribe_url(settings) or (
+    unsubscribe = unsubscribe_url(settings.unsubscribe_url) or (
         f"mailto:{settings.unsubscribe_mailto}?subject=unsubscribe"
         if settings.unsubscribe_mailto
         else urls.of(digest_page_path(lang, digest.id))
@@ -158,70 +138,37 @@ def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, ob
 
 def subject(digest: Digest, lang: Lang, settings: SiteSettings) -> str:
     date_text = format_digest_date(digest.date, digest.part, lang)
-    return header_text(TEXT[lang]["subject"].format(title=settings.title[lang], date=date_text))
-
-
-def header_text(value: str) -> str:
-    """Text safe for a header: no CR, LF or other control characters, single spaces."""
-    return " ".join(clean_text(value.replace("\r", " ").replace("\n", " ")).split())
-
-
-def _header(value: str) -> str | Header:
-    """ASCII as is; anything else as RFC 2047 encoded words (compat32 folds a Header too,
-    though its stubs say str)."""
-    return value if value.isascii() else Header(value, "utf-8")
+    return mime.header_text(
+        TEXT[lang]["subject"].format(title=settings.title[lang], date=date_text)
+    )
 
 
 def message(digest: Digest, lang: Lang, settings: SiteSettings, html: str, text: str) -> bytes:
-    """The RFC 5322 message: multipart/alternative, text then HTML, both base64 UTF-8.
-
-    The email package folds and encodes every header. The message is laid out here, as its
-    generator lays out a multipart (headers, blank line, each part after a boundary line):
-    building and flattening a message object costs more per newsletter than the MJML, and
-    all but four headers are the same for every digest of a language.
-    """
+    """The RFC 5322 message: multipart/alternative, text then HTML, both base64 UTF-8, with a
+    placeholder To and token that the sender fills in for each recipient."""
     html_bytes, text_bytes = html.encode(), text.encode()
     seed = hashlib.sha256(f"{digest.id}/{lang}".encode() + html_bytes + text_bytes)
-    boundary = f"=_feeds_{seed.hexdigest()[:32]}".encode()
+    boundary = f"=_feeds_{seed.hexdigest()[:32]}"
     before, after = _fixed_headers(
         lang,
-        header_text(settings.author_name),
+        settings.author_name,
         settings.author_email,
-        header_text(settings.title[lang]),
+        settings.title[lang],
         settings.domain,
         settings.unsubscribe_mailto,
-        unsubscribe_url(settings),
+        unsubscribe_url(settings.unsubscribe_url),
     )
-    fold = _POLICY.fold_binary
     return b"".join(
         [
-            fold("Content-Type", f'multipart/alternative; boundary="{boundary.decode()}"'),
+            mime.content_type(boundary),
             before,
-            fold("Subject", _header(subject(digest, lang, settings))),  # type: ignore[arg-type]
-            fold("Date", format_datetime(digest.published(settings.tz))),
-            fold("Message-ID", f"<newsletter.{digest.id}.{lang}@{settings.domain}>"),
+            mime.header("Subject", subject(digest, lang, settings)),
+            mime.header("Date", format_datetime(digest.published(settings.tz))),
+            mime.header("Message-ID", f"<newsletter.{digest.id}.{lang}@{settings.domain}>"),
             after,
-            b"\r\n--" + boundary + b"\r\n",
-            _PART_HEADERS["plain"],
-            _base64_lines(text_bytes),
-            b"\r\n--" + boundary + b"\r\n",
-            _PART_HEADERS["html"],
-            _base64_lines(html_bytes),
-            b"\r\n--" + boundary + b"--\r\n",
+            mime.alternative_body(boundary, text_bytes, html_bytes),
         ]
     )
-
-
-def _part_headers(subtype: str) -> bytes:
-    fold = _POLICY.fold_binary
-    return (
-        fold("Content-Type", f'text/{subtype}; charset="utf-8"')
-        + fold("Content-Transfer-Encoding", "base64")
-        + b"\r\n"
-    )
-
-
-_PART_HEADERS = {subtype: _part_headers(subtype) for subtype in ("plain", "html")}
 
 
 @functools.lru_cache(maxsize=16)
@@ -236,25 +183,20 @@ def _fixed_headers(
 ) -> tuple[bytes, bytes]:
     """The headers every newsletter of a language shares: those before Subject, those after
     Message-ID."""
-    fold = _POLICY.fold_binary
     before = (
-        fold("MIME-Version", "1.0")
-        + fold("From", formataddr((author_name, author_email), charset="utf-8"))
-        + fold("To", TO_PLACEHOLDER)
+        b"MIME-Version: 1.0\r\n"
+        + mime.address_header("From", author_name, author_email)
+        + mime.header("To", TO_PLACEHOLDER)
     )
-    list_id = Header(list_title, "utf-8")
-    list_id.append(f"<newsletter.{lang}.{domain}>", "us-ascii")
-    after = fold("List-Id", list_id)  # type: ignore[arg-type]  # compat32 folds a Header too
-    targets = []
-    if unsubscribe_mailto:
-        targets.append(f"<mailto:{unsubscribe_mailto}?subject=unsubscribe>")
+    after = mime.list_id_header(list_title, f"newsletter.{lang}.{domain}")
+    targets = [f"mailto:{unsubscribe_mailto}?subject=unsubscribe"] if unsubscribe_mailto else []
     if unsubscribe_https:
-        targets.append(f"<{unsubscribe_https}>")
+        targets.append(unsubscribe_https)
     if targets:
-        after += fold("List-Unsubscribe", ", ".join(targets))
+        after += mime.list_header("List-Unsubscribe", targets)
     if unsubscribe_https and unsubscribe_https.startswith("https://"):
-        after += fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-    return before, after + fold("Content-Language", lang)
+        after += mime.header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    return before, after + mime.header("Content-Language", lang)
 
 
 def render_newsletter(

@@ -1,418 +1,310 @@
 """`feeds send`: mail a built newsletter to every subscriber over SMTP, once each.
 
-A SQLite ledger records each message per (digest, language, recipient) before
-the SMTP transaction ("sending") and after the server accepted it ("sent"). A
-message found "sending" at the start of a run was in flight when a run died: the
-server may or may not have it. It is sent again with the same Message-ID and
-marked in doubt, so the only possible duplicate is that one message.
+Guarantees, with the store (feeds.store) as the record of every message:
+- a message the relay accepted (250) is never sent again for that digest and language;
+- a message whose data left without a reply is in doubt: it is not tried again in the run,
+  and a later run sends it again with the same Message-ID; the ledger and the summary say so;
+- a relay that cannot be used (connection, TLS, login) stops the run at once and blames no
+  recipient; only a 5xx to a recipient or its message fails that recipient, and an address
+  refused for good is suppressed for every later send;
+- nobody unsubscribed or suppressed is mailed; a second run on the same ledger refuses.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import csv
-import hashlib
-import hmac
-import smtplib
-import socket
-import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.errors import HeaderParseError
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
-from .config import Settings
+from .config import Settings, mail_readiness
 from .errors import Problem, SendError
+from .lists import Chosen, choose, read_subscribers, read_unsubscribed
+from .mail import (
+    Newsletter,
+    Recipient,
+    Unsubscribe,
+    address_token,
+    message_id,
+    outbox_name,
+)
 from .model import LANGS, Lang
-from .newsletter import TOKEN_PLACEHOLDER, header_text
-from .urls import newsletter_path
+from .smtp import Outcome, Relay, Result, Transaction
+from .store import Ledger
+from .urls import unsubscribe_url
 
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 0.5
 
 
-@dataclass(frozen=True)
-class Subscriber:
-    email: str
-    lang: str
-    name: str
-    line: int
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    lang: Lang
-    name: str
-
-
 @dataclass
 class SendSummary:
+    """What a run did, message by message."""
+
     sent: int = 0
     already_sent: int = 0
-    skipped: int = 0
     failed: list[str] = field(default_factory=list)
-    in_doubt: int = 0
+    deferred: list[str] = field(default_factory=list)
+    in_doubt: list[str] = field(default_factory=list)  # data left, no reply: not tried again
+    resent: list[str] = field(default_factory=list)  # in doubt before, sent again now
+
+    @property
+    def complete(self) -> bool:
+        return not (self.failed or self.deferred or self.in_doubt)
 
 
-def valid_address(address: str) -> bool:
-    """An addr-spec with one @, a local part and a dotted domain, as the email package parses it."""
-    if any(c.isspace() for c in address) or address.count("@") != 1:
-        return False
-    try:
-        parsed = Address(addr_spec=address)
-    except (ValueError, HeaderParseError, IndexError):
-        return False
-    return parsed.addr_spec == address and "." in parsed.domain and bool(parsed.username)
+class Sender:
+    """One run of one digest over one relay, recorded in the ledger."""
 
+    def __init__(
+        self,
+        digest_id: str,
+        newsletters: dict[Lang, Newsletter],
+        settings: Settings,
+        ledger: Ledger,
+        unsubscribe: Unsubscribe,
+        rate: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.digest_id = digest_id
+        self.newsletters = newsletters
+        self.domain = settings.site.domain
+        self.relay = Relay(settings.mail)
+        self.ledger = ledger
+        self.unsubscribe = unsubscribe
+        self.rate = rate
+        self.sleep = sleep
+        self.summary = SendSummary()
+        self._last = 0.0
 
-def read_subscribers(path: Path) -> tuple[list[Subscriber], list[Problem]]:
-    """Subscribers from a CSV file `email,lang[,name]`, and a problem for every bad row."""
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SendError(f"cannot read the subscribers: {exc}", source) from None
-    rows = csv.reader(text.splitlines())
-    header = [h.strip().lower() for h in next(rows, [])]
-    if "email" not in header or "lang" not in header:
-        raise SendError(
-            f'expected a header line "email,lang[,name]", found "{",".join(header)}"', source, 1
-        )
-    problems: list[Problem] = []
-    subscribers: list[Subscriber] = []
-    first_line: dict[str, int] = {}
-    for number, row in enumerate(rows, 2):
-        if not any(cell.strip() for cell in row):
-            continue
-        cells = dict(zip(header, (c.strip() for c in row), strict=False))
-        address, lang, name = (
-            cells.get("email", ""),
-            cells.get("lang", "").lower(),
-            cells.get("name", ""),
-        )
-        if not valid_address(address):
-            problems.append(
-                Problem(f'expected an email address, found "{address}"', source, number)
-            )
-            continue
-        if lang not in ("ko", "en", "both"):
-            problems.append(
-                Problem(f'expected the language ko, en or both, found "{lang}"', source, number)
-            )
-            continue
-        key = address.casefold()
-        if key in first_line:
-            problems.append(
-                Problem(f"{address} is already listed at line {first_line[key]}", source, number)
-            )
-            continue
-        first_line[key] = number
-        subscribers.append(Subscriber(address, lang, header_text(name), number))
-    return subscribers, problems
-
-
-def read_unsubscribed(path: Path | None) -> set[str]:
-    """Addresses (one a line, # comments allowed) that must never be mailed."""
-    if path is None or not path.exists():
-        return set()
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    return {line.strip().casefold() for line in lines if line.strip() and not line.startswith("#")}
-
-
-def recipients(
-    subscribers: Iterable[Subscriber], langs: Iterable[Lang], unsubscribed: set[str]
-) -> tuple[list[Recipient], int]:
-    """One recipient per subscriber and wanted language, and how many were skipped as unsubscribed."""
-    wanted = tuple(langs)
-    chosen, skipped = [], 0
-    for sub in subscribers:
-        if sub.email.casefold() in unsubscribed:
-            skipped += 1
-            continue
-        for lang in wanted:
-            if sub.lang in (lang, "both"):
-                chosen.append(Recipient(sub.email, lang, sub.name))
-    return chosen, skipped
-
-
-def unsubscribe_token(secret: str, address: str) -> str:
-    """`<address, base64url>.<HMAC>`: names the address and cannot be forged for another one."""
-    encoded = base64.urlsafe_b64encode(address.casefold().encode()).decode().rstrip("=")
-    mac = hmac.new(secret.encode(), address.casefold().encode(), hashlib.sha256).digest()
-    return f"{encoded}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
-
-
-def message_id(digest_id: str, lang: Lang, address: str, domain: str) -> str:
-    """Deterministic per (digest, language, recipient): a resent message carries the same id."""
-    digest = hashlib.sha256(f"{digest_id}\0{lang}\0{address.casefold()}".encode()).hexdigest()[:24]
-    return f"<{digest_id}.{lang}.{digest}@{domain}>"
-
-
-def load_newsletter(dist: Path, digest_id: str, lang: Lang) -> EmailMessage:
-    path = dist / newsletter_path(digest_id, lang, "eml")
-    if not path.is_file():
-        raise SendError(
-            f"the digest {digest_id} has no built {lang} newsletter ({path} is missing): "
-            "run feeds build first, or check the digest id"
-        )
-    return message_from_bytes(path.read_bytes(), _class=EmailMessage, policy=SMTP)  # type: ignore[arg-type]
-
-
-def personalise(
-    template: EmailMessage, recipient: Recipient, digest_id: str, settings: Settings
-) -> EmailMessage:
-    """The recipient's own copy: their To, Message-ID and unsubscribe token, in headers and body."""
-    token = (
-        unsubscribe_token(settings.mail.unsubscribe_secret.reveal(), recipient.email)
-        if settings.mail.unsubscribe_secret
-        else "none"
-    )
-    msg = EmailMessage(policy=SMTP)
-    for name, value in template.items():
-        if name.lower() in (
-            "to",
-            "message-id",
-            "content-type",
-            "content-transfer-encoding",
-            "mime-version",
-        ):
-            continue
-        msg[name] = header_text(str(value).replace(TOKEN_PLACEHOLDER, token))
-    msg["To"] = (
-        Address(recipient.name, addr_spec=recipient.email) if recipient.name else recipient.email
-    )
-    msg["Message-ID"] = message_id(digest_id, recipient.lang, recipient.email, settings.site.domain)
-    text_part, html_part = template.get_payload()  # type: ignore[misc]
-    text = text_part.get_content().replace(TOKEN_PLACEHOLDER, token)
-    html = html_part.get_content().replace(TOKEN_PLACEHOLDER, token)
-    msg.set_content(text, charset="utf-8", cte="base64")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
-    msg["Content-Language"] = recipient.lang
-    msg.set_boundary(f"=_feeds_{hashlib.sha256(msg['Message-ID'].encode()).hexdigest()[:32]}")
-    return msg
-
-
-class Ledger:
-    """The SQLite record of every message: pending, sending, sent or failed."""
-
-    def __init__(self, path: Path):
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute(
-            """CREATE TABLE IF NOT EXISTS messages (
-                digest TEXT NOT NULL, lang TEXT NOT NULL, email TEXT NOT NULL,
-                message_id TEXT NOT NULL, status TEXT NOT NULL,
-                in_doubt INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-                last_error TEXT, PRIMARY KEY (digest, lang, email))"""
-        )
-
-    def status(self, digest: str, lang: str, email: str) -> str | None:
-        row = self.db.execute(
-            "SELECT status FROM messages WHERE digest=? AND lang=? AND email=?",
-            (digest, lang, email.casefold()),
-        ).fetchone()
-        return row[0] if row else None
-
-    def mark_in_doubt(self, digest: str) -> int:
-        """Messages left "sending" by a run that died: the server may have them. Returns how many."""
-        cursor = self.db.execute(
-            "UPDATE messages SET status='in_doubt', in_doubt=1 WHERE digest=? AND status='sending'",
-            (digest,),
-        )
-        return cursor.rowcount
-
-    def set(
-        self, digest: str, lang: str, email: str, msgid: str, status: str, error: str | None = None
-    ) -> None:
-        self.db.execute(
-            """INSERT INTO messages (digest, lang, email, message_id, status, attempts, last_error)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (digest, lang, email) DO UPDATE SET status=excluded.status,
-                 attempts=attempts + (excluded.status='sending'), last_error=excluded.last_error""",
-            (digest, lang, email.casefold(), msgid, status, int(status == "sending"), error),
-        )
-
-    def rows(self, digest: str) -> list[tuple[str, str, str, str, int]]:
-        return self.db.execute(
-            "SELECT lang, email, message_id, status, in_doubt FROM messages WHERE digest=? ORDER BY lang, email",
-            (digest,),
-        ).fetchall()
-
-    def close(self) -> None:
-        self.db.close()
-
-
-class Connection:
-    """One SMTP connection, opened lazily, reused for many messages, reopened after a drop."""
-
-    def __init__(self, settings: Settings):
-        if not settings.mail.smtp_host:
-            raise SendError(
-                "no SMTP server is set: set smtp_host in [tool.feeds] or FEEDS_SMTP_HOST"
-            )
-        self.settings = settings.mail
-        self.password = (
-            settings.mail.smtp_password.reveal() if settings.mail.smtp_password else None
-        )
-        self.smtp: smtplib.SMTP | None = None
-
-    def open(self) -> smtplib.SMTP:
-        if self.smtp is None:
-            s = self.settings
-            port = s.smtp_port or (
-                465 if s.smtp_security == "tls" else 587 if s.smtp_security == "starttls" else 25
-            )
-            smtp: smtplib.SMTP
-            if s.smtp_security == "tls":
-                smtp = smtplib.SMTP_SSL(s.smtp_host or "", port, timeout=30)
-            else:
-                smtp = smtplib.SMTP(s.smtp_host or "", port, timeout=30)
-                if s.smtp_security == "starttls":
-                    smtp.starttls()
-            if s.smtp_user:
-                smtp.login(s.smtp_user, self.password or "")
-            self.smtp = smtp
-        return self.smtp
-
-    def drop(self) -> None:
-        if self.smtp is not None:
-            try:
-                self.smtp.close()
-            finally:
-                self.smtp = None
-
-    def close(self) -> None:
-        if self.smtp is not None:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                self.smtp.quit()
-            self.smtp = None
-
-
-def _temporary(exc: Exception) -> bool:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return 400 <= exc.smtp_code < 500
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(400 <= code < 500 for code, _ in exc.recipients.values())
-    return isinstance(
-        exc, (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError)
-    )
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(
-            f"{code} {msg.decode(errors='replace')}" for code, msg in exc.recipients.values()
-        )
-    return f"{type(exc).__name__}: {exc}"
-
-
-def send_digest(
-    digest_id: str,
-    chosen: list[Recipient],
-    templates: dict[Lang, EmailMessage],
-    settings: Settings,
-    ledger: Ledger,
-    rate: float | None = None,
-    progress: Callable[[Recipient], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> SendSummary:
-    """Send every recipient their message unless the ledger says it was sent."""
-    summary = SendSummary(in_doubt=ledger.mark_in_doubt(digest_id))
-    connection = Connection(settings)
-    sender = templates[chosen[0].lang]["From"].addresses[0].addr_spec if chosen else ""
-    last = 0.0
-    try:
-        for recipient in chosen:
-            status = ledger.status(digest_id, recipient.lang, recipient.email)
-            if status == "sent":
-                summary.already_sent += 1
-            elif status == "failed":
-                summary.failed.append(
-                    f"{recipient.email} ({recipient.lang}): failed permanently in an earlier run"
-                )
-            else:
-                msg = personalise(templates[recipient.lang], recipient, digest_id, settings)
-                if rate:
-                    wait = last + 1 / rate - time.monotonic()
-                    if wait > 0:
-                        sleep(wait)
-                last = time.monotonic()
-                _deliver(connection, ledger, digest_id, recipient, msg, sender, summary, sleep)
-            if progress is not None:
-                progress(recipient)
-    finally:
-        connection.close()
-    return summary
-
-
-def _deliver(
-    connection: Connection,
-    ledger: Ledger,
-    digest_id: str,
-    recipient: Recipient,
-    msg: EmailMessage,
-    sender: str,
-    summary: SendSummary,
-    sleep: Callable[[float], None],
-) -> None:
-    msgid = str(msg["Message-ID"])
-    data = msg.as_bytes()
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        ledger.set(digest_id, recipient.lang, recipient.email, msgid, "sending")
+    def run(
+        self, recipients: list[Recipient], progress: Callable[[Recipient], None] | None = None
+    ) -> SendSummary:
+        """Send every recipient their message unless the ledger says it was sent. Raises
+        RelayError (with what was done so far in `summary`) when the relay cannot be used."""
+        ledger, digest = self.ledger, self.digest_id
+        ledger.doubt_left_over(digest)
         try:
-            connection.open().sendmail(sender, [recipient.email], data)
-        except (smtplib.SMTPException, OSError) as exc:
-            if not isinstance(exc, smtplib.SMTPResponseException):
-                connection.drop()  # smtplib itself resets the session after a refused command
-            if _temporary(exc) and attempt < MAX_ATTEMPTS:
-                ledger.set(
-                    digest_id, recipient.lang, recipient.email, msgid, "retrying", _describe(exc)
-                )
-                sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            for recipient in recipients:
+                status = ledger.status(digest, recipient.lang, recipient.address.key)
+                if status == "sent":
+                    self.summary.already_sent += 1
+                elif status == "failed":
+                    self.summary.failed.append(
+                        f"{recipient.email} ({recipient.lang}): refused in an earlier run"
+                    )
+                else:
+                    self._deliver(recipient, doubtful=status == "unconfirmed")
+                if progress is not None:
+                    progress(recipient)
+        finally:
+            self.relay.close()
+        return self.summary
+
+    def _deliver(self, recipient: Recipient, doubtful: bool) -> None:
+        newsletter = self.newsletters[recipient.lang]
+        key, lang = recipient.address.key, recipient.lang
+        msgid = message_id(self.digest_id, lang, recipient.address, self.domain)
+        who = f"{recipient.email} ({lang})"
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            self._pace()
+            begun = self.relay.begin(newsletter.sender, recipient.address)
+            if isinstance(begun, Transaction):
+                sent_at = datetime.now(UTC)  # a mail's Date is when it is sent
+                data = newsletter.message(recipient, msgid, sent_at, self.unsubscribe)
+                self.ledger.attempt(self.digest_id, lang, key, msgid, doubtful)
+                result: Result = begun.send(data)
+            else:
+                result = begun
+            if result.outcome is Outcome.DEFERRED and attempt < MAX_ATTEMPTS:
+                self.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
                 continue
-            status = "pending" if _temporary(exc) else "failed"
-            ledger.set(digest_id, recipient.lang, recipient.email, msgid, status, _describe(exc))
-            summary.failed.append(f"{recipient.email} ({recipient.lang}): {_describe(exc)}")
+            self._settle(recipient, msgid, result, doubtful, who)
             return
-        ledger.set(digest_id, recipient.lang, recipient.email, msgid, "sent")
-        summary.sent += 1
-        return
+
+    def _settle(
+        self, recipient: Recipient, msgid: str, result: Result, doubtful: bool, who: str
+    ) -> None:
+        digest, lang, key = self.digest_id, recipient.lang, recipient.address.key
+        outcome, summary = result.outcome, self.summary
+        if outcome is Outcome.SENT:
+            self.ledger.settle(digest, lang, key, msgid, "sent", None)
+            summary.sent += 1
+            if doubtful:
+                summary.resent.append(who)
+        elif outcome is Outcome.IN_DOUBT:
+            self.ledger.settle(digest, lang, key, msgid, "unconfirmed", result.reply)
+            summary.in_doubt.append(f"{who}: {result.reply}")
+        elif outcome is Outcome.REFUSED:
+            self.ledger.settle(digest, lang, key, msgid, "failed", result.reply)
+            if result.about_address:
+                self.ledger.suppress(key, "refused", f"{digest} ({lang}): {result.reply}")
+            summary.failed.append(f"{who}: {result.reply}")
+        elif outcome is Outcome.UNSUPPORTED:
+            self.ledger.settle(digest, lang, key, msgid, "pending", result.reply)
+            summary.failed.append(f"{who}: {result.reply}")
+        else:
+            self.ledger.settle(digest, lang, key, msgid, "pending", result.reply)
+            summary.deferred.append(f"{who}: {result.reply}")
+
+    def _pace(self) -> None:
+        if self.rate:
+            wait = self._last + 1 / self.rate - time.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+        self._last = time.monotonic()
 
 
 def write_outbox(
     outbox: Path,
     digest_id: str,
-    chosen: list[Recipient],
-    templates: dict[Lang, EmailMessage],
+    recipients: list[Recipient],
+    newsletters: dict[Lang, Newsletter],
     settings: Settings,
+    unsubscribe: Unsubscribe,
 ) -> int:
     """--dry-run: every message that would be sent, as .eml files in OUTBOX/{digest}/{lang}/."""
-    for recipient in chosen:
-        msg = personalise(templates[recipient.lang], recipient, digest_id, settings)
-        safe = "".join(c if c.isalnum() or c in "@._-+" else "_" for c in recipient.email)
-        path = outbox / digest_id / recipient.lang / f"{safe}.eml"
+    sent_at = datetime.now(UTC)
+    for recipient in recipients:
+        msgid = message_id(digest_id, recipient.lang, recipient.address, settings.site.domain)
+        data = newsletters[recipient.lang].message(recipient, msgid, sent_at, unsubscribe)
+        path = outbox / digest_id / recipient.lang / outbox_name(recipient.address)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(msg.as_bytes())
-    return len(chosen)
+        path.write_bytes(data)
+    return len(recipients)
 
 
 def default_ledger(settings: Settings, subscribers: Path) -> Path:
-    return (
-        Path(settings.mail.ledger)
-        if settings.mail.ledger
-        else subscribers.with_name(subscribers.stem + ".ledger.sqlite")
-    )
+    if settings.mail.ledger:
+        return Path(settings.mail.ledger)
+    return subscribers.with_name(subscribers.stem + ".ledger.sqlite")
 
 
 def wanted_langs(lang: str | None) -> tuple[Lang, ...]:
     return LANGS if lang is None else tuple(code for code in LANGS if code == lang)
+
+
+def summary_lines(summary: SendSummary, chosen: Chosen) -> list[str]:
+    """What a run prints: each message that did not go as it should, then the totals."""
+    lines = [f"Failed: {f}" for f in summary.failed]
+    lines += [f"Deferred (the next run tries again): {d}" for d in summary.deferred]
+    lines += [
+        f"In doubt (sent, no reply came; the next run sends it again, same Message-ID): {d}"
+        for d in summary.in_doubt
+    ]
+    lines += [f"Sent again (in doubt from an earlier run): {r}" for r in summary.resent]
+    skipped = chosen.unsubscribed + chosen.suppressed
+    totals = (
+        f"Sent {summary.sent}, already sent before {summary.already_sent}, skipped {skipped}"
+        + (
+            f" ({chosen.unsubscribed} unsubscribed, {chosen.suppressed} suppressed)"
+            if skipped
+            else ""
+        )
+        + f", failed {len(summary.failed)}"
+        + (f", deferred {len(summary.deferred)}" if summary.deferred else "")
+        + (f", in doubt {len(summary.in_doubt)}" if summary.in_doubt else "")
+    )
+    return [*lines, totals]
+
+
+def unsubscribe_for(settings: Settings) -> Unsubscribe:
+    """How this site's recipients leave (see readiness)."""
+    secret = settings.mail.unsubscribe_secret
+
+    def token(recipient: Recipient) -> str:
+        return address_token(secret.reveal(), recipient.address) if secret else "none"
+
+    https = unsubscribe_url(settings.site.unsubscribe_url)
+    return Unsubscribe(https, settings.site.unsubscribe_mailto, token)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One `feeds send` as asked on the command line."""
+
+    digest_id: str
+    langs: tuple[Lang, ...]
+    subscribers: Path
+    unsubscribed: Path | None  # None: the setting `unsubscribed`, if any
+    skip_invalid: bool
+    dist: Path
+    ledger: Path | None  # None: the setting `ledger`, or beside the subscribers
+    rate: float | None
+
+
+class Console(Protocol):
+    """What a run tells its user and asks them (the command line, or a test)."""
+
+    def report(self, problems: Iterable[Problem], as_errors: bool) -> None: ...
+    def say(self, line: str, result: bool = False) -> None: ...
+    def confirm(self, question: str) -> None: ...  # raises to stop
+    def progress(self, total: int) -> AbstractContextManager[Callable[[], None]]: ...
+
+
+def run(request: Request, settings: Settings, console: Console, dry_run: Path | None) -> bool:
+    """Send (or with dry_run, write to that outbox) the digest's newsletter to the list; True
+    when every message went as it should. Raises SendError before sending anything when a
+    list or a setting is not fit to send with."""
+    rows, problems = read_subscribers(request.subscribers)
+    console.report(problems, as_errors=not request.skip_invalid)
+    if problems and not request.skip_invalid:
+        raise SendError(
+            f"nothing was sent: {len(problems)} invalid rows (fix them, or pass --skip-invalid)"
+        )
+    listed = request.unsubscribed or (
+        Path(settings.mail.unsubscribed) if settings.mail.unsubscribed else None
+    )
+    blocked = read_unsubscribed(listed) if listed else set()
+    if dry_run is None and (missing := mail_readiness(settings, sending=True)):
+        raise SendError.from_problems(Problem(f"nothing was sent: {m}") for m in missing)
+    newsletters = {
+        code: Newsletter.load(request.dist, request.digest_id, code) for code in request.langs
+    }
+    unsubscribe = unsubscribe_for(settings)
+    book = request.ledger or default_ledger(settings, request.subscribers)
+    opened = Ledger.peek(book) if dry_run else Ledger.open(book, f"feeds send {request.digest_id}")
+    with opened as ledger:
+        chosen = choose(rows, request.langs, blocked, ledger.is_suppressed)
+        counts = ", ".join(
+            f"{code}: {sum(r.lang == code for r in chosen.recipients)}" for code in request.langs
+        )
+        if dry_run is not None:
+            written = write_outbox(
+                dry_run, request.digest_id, chosen.recipients, newsletters, settings, unsubscribe
+            )
+            console.say(
+                f"Dry run: wrote {written} messages ({counts}) to {dry_run / request.digest_id}; "
+                f"sent nothing. {chosen.unsubscribed} unsubscribed and {chosen.suppressed} "
+                "suppressed skipped.",
+                result=True,
+            )
+            return True
+        console.confirm(
+            f"Send {len(chosen.recipients)} messages ({counts}) of digest {request.digest_id} "
+            f"via {settings.mail.smtp_host}?"
+        )
+        sender = Sender(request.digest_id, newsletters, settings, ledger, unsubscribe, request.rate)
+        try:
+            with console.progress(len(chosen.recipients)) as step:
+                summary = sender.run(chosen.recipients, progress=lambda _: step())
+        finally:
+            *details, totals = summary_lines(sender.summary, chosen)
+            for line in details:
+                console.say(line)
+            console.say(totals, result=True)
+    return summary.complete
+
+
+def suppressions(path: Path, unsuppress: Iterable[str], show: bool) -> Iterator[str]:
+    """--unsuppress and --suppressed: allow addresses again, list those suppressed."""
+    with Ledger.open(path, "feeds send --suppressed") as ledger:
+        for address in unsuppress:
+            done = ledger.unsuppress(address.strip().casefold())
+            yield f"{'Unsuppressed' if done else 'Not suppressed'}: {address}"
+        if show:
+            for row in ledger.suppressed():
+                yield f"{row.email}\t{row.created_at}\t{row.reason}: {row.detail}"

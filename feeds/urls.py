@@ -77,6 +77,19 @@ def newsletter_path(digest_id: str, lang: Lang, part: MailPart) -> str:
     return f"newsletters/{digest_id}/{lang}.{part}"
 
 
+TOKEN_PLACEHOLDER = "__RECIPIENT_TOKEN__"
+"""Where a built newsletter leaves each recipient's token, for the sender to fill in."""
+
+
+def unsubscribe_url(endpoint: str | None, token: str = TOKEN_PLACEHOLDER) -> str | None:
+    """The https unsubscribe link of one recipient at the `unsubscribe_url` setting (None: the
+    setting is unset); with the placeholder, as a built newsletter carries it."""
+    if not endpoint:
+        return None
+    joiner = "&" if "?" in endpoint else "?"
+    return f"{endpoint}{joiner}token={token}"
+
+
 @lru_cache(maxsize=16384)
 def _url(base_url: str, path: str) -> str:
     if path == "index.html" or path.endswith("/index.html"):

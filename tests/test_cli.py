@@ -11,8 +11,17 @@ from pathlib import Path
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 
+ENV = {
+    **os.environ,
+    "FEEDS_BASE_URL": "https://example.org/",
+    "FEEDS_CACHE_DIR": "cache",
+    "FEEDS_AUTHOR_EMAIL": "notes@example.org",
+    "FEEDS_UNSUBSCRIBE_MAILTO": "leave@example.org",
+}
+
+
 def feeds(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FEEDS_BASE_URL": "https://example.org/", "FEEDS_CACHE_DIR": "cache"}
+    env = ENV
     return subprocess.run(
         [sys.executable, "-m", "feeds", *args],
         cwd=cwd,
@@ -68,14 +77,33 @@ print(" ".join(sorted(m for m in ("feedgen", "mjml", "lxml", "feeds.jobs") if m 
 def test_a_no_change_build_imports_no_renderer(tmp_path):
     """The no-change path reads the inputs and stops: feedgen, MRML and lxml stay unloaded."""
     assert feeds("build", str(SEEDS), "--out", "dist", cwd=tmp_path).returncode == 0
-    env = {**os.environ, "FEEDS_BASE_URL": "https://example.org/", "FEEDS_CACHE_DIR": "cache"}
     again = subprocess.run(
         [sys.executable, "-c", LAZY, str(SEEDS)],
         cwd=tmp_path,
-        env=env,
+        env=ENV,
         capture_output=True,
         text=True,
     )
     assert again.returncode == 0, again.stderr
     assert "Built dist: 0 written, 231 unchanged" in again.stdout
     assert again.stdout.splitlines()[-1] == ""  # none of them was imported
+
+
+def test_a_build_warns_once_about_newsletters_not_fit_to_send(tmp_path):
+    env = {
+        k: v for k, v in ENV.items() if k not in ("FEEDS_AUTHOR_EMAIL", "FEEDS_UNSUBSCRIBE_MAILTO")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "feeds", "build", str(SEEDS), "--out", "dist"],
+        cwd=tmp_path,  # no pyproject.toml here: no unsubscribe target, From feeds@localhost
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        "Warning: newsletters have no unsubscribe link or List-Unsubscribe header: set "
+        "unsubscribe_url (with FEEDS_UNSUBSCRIBE_SECRET) or unsubscribe_mailto",
+        "Warning: newsletters would come from feeds@localhost: set author_email to the address "
+        "they are sent from",
+    ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import pytest
+from click.testing import CliRunner
 
+from feeds.cli import main
 from feeds.config import (
     KEYS,
     BuildSettings,
@@ -17,6 +20,8 @@ from feeds.config import (
 )
 from feeds.errors import ConfigError
 from feeds.inputs import code_salt
+
+from .conftest import SEEDS
 
 
 def test_every_field_is_a_key_of_exactly_one_section():
@@ -94,3 +99,39 @@ def test_an_unknown_key_suggests_the_close_one(tmp_path):
     assert str(raised.value).startswith(
         f"{config}: unknown setting 'feed_limt' (did you mean 'feed_limit'? known: base_url, "
     )
+
+
+def test_bad_settings_name_the_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.feeds]\nbase_url = "ftp://x"\nfeed_limt = 3\n')
+    monkeypatch.setenv("FEEDS_FEED_LIMIT", "many")
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    result = CliRunner().invoke(main, ["build"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: pyproject.toml: setting base_url: expected an absolute http(s) URL, found 'ftp://x'",
+        "Error: pyproject.toml: unknown setting 'feed_limt' (did you mean 'feed_limit'? known: "
+        + ", ".join(name for name, key in KEYS.items() if key.kind != "secret")
+        + ")",
+        "Error: environment: setting feed_limit: expected a whole number, 0 or more, found 'many'",
+    ]
+    assert not (tmp_path / "dist").exists()
+
+
+def test_environment_overrides_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "site.toml"
+    config.write_text(
+        'base_url = "https://a.example/"\nfeed_limit = 5\n[title]\nko = "가"\nen = "A"\n'
+    )
+    settings, warnings = load_settings(
+        config, {"feed_limit": 7}, {"FEEDS_BASE_URL": "https://b.example/x", "FEEDS_TITLE_EN": "B"}
+    )
+    assert (settings.site.base_url, settings.site.feed_limit, dict(settings.site.title)) == (
+        "https://b.example/x/",
+        7,
+        {"ko": "가", "en": "B"},
+    )
+    assert warnings == []
+    _, warnings = load_settings(None, {}, {})
+    assert next(w.message for w in warnings).startswith("no base_url is set")

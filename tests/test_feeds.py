@@ -10,7 +10,6 @@ from xml.etree import ElementTree
 
 import feedparser
 import pytest
-from click.testing import CliRunner
 from feedparser import FeedParserDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,8 +17,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from feeds.archive import load_archive
 from feeds.build import build
-from feeds.cli import main
-from feeds.config import Settings, load_settings, make_settings
+from feeds.config import Settings, make_settings
 from feeds.feed import FeedEntry, render_feed, render_opml
 from feeds.model import LANGS, Archive, Digest, Note, clean_note, clean_text
 from feeds.templating import make_environment
@@ -331,37 +329,3 @@ def test_hostile_text_yields_well_formed_feeds(title, author, paragraph, abstrac
         assert "<script" not in content
         if "<script>" in clean_text(paragraph):
             assert "&lt;script&gt;" in content
-
-
-def test_bad_settings_name_the_key(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text('[tool.feeds]\nbase_url = "ftp://x"\nfeed_limt = 3\n')
-    monkeypatch.setenv("FEEDS_FEED_LIMIT", "many")
-    shutil.copytree(SEEDS, tmp_path / "seeds")
-    result = CliRunner().invoke(main, ["build"])
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        "Error: pyproject.toml: setting base_url: expected an absolute http(s) URL, found 'ftp://x'",
-        "Error: pyproject.toml: unknown setting 'feed_limt' (did you mean 'feed_limit'? known: base_url, title, description, author_name, author_email, timezone, feed_limit, tag_page_size, websub_hub, unsubscribe_url, unsubscribe_mailto, subscribe_url, cache_dir, workers, templates_dir, smtp_host, smtp_port, smtp_user, smtp_security, unsubscribed, ledger)",
-        "Error: environment: setting feed_limit: expected a whole number, 0 or more, found 'many'",
-    ]
-    assert not (tmp_path / "dist").exists()
-
-
-def test_environment_overrides_file(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    config = tmp_path / "site.toml"
-    config.write_text(
-        'base_url = "https://a.example/"\nfeed_limit = 5\n[title]\nko = "가"\nen = "A"\n'
-    )
-    settings, warnings = load_settings(
-        config, {"feed_limit": 7}, {"FEEDS_BASE_URL": "https://b.example/x", "FEEDS_TITLE_EN": "B"}
-    )
-    assert (settings.site.base_url, settings.site.feed_limit, dict(settings.site.title)) == (
-        "https://b.example/x/",
-        7,
-        {"ko": "가", "en": "B"},
-    )
-    assert warnings == []
-    _, warnings = load_settings(None, {}, {})
-    assert next(w.message for w in warnings).startswith("no base_url is set")

@@ -1,0 +1,167 @@
+"""The lists `feeds send` reads: subscribers (CSV) and the addresses never to mail."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Problem, SendError
+from .mail import Address, Recipient, parse_address
+from .mime import header_text
+from .model import Lang
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    address: Address
+    lang: str  # ko, en or both
+    name: str
+    line: int
+
+
+class _Lines:
+    """The lines of a text, split at LF only (a CR or U+2028 in a name is no line break, as
+    for grep and editors), counted as the CSV reader takes them."""
+
+    def __init__(self, text: str):
+        self._lines = iter(line + "\n" for line in text.split("\n"))
+        self.taken = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken += 1
+        return line
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str] | str]]:
+    """Each record with the line it starts on (a quoted field may span lines), or what is wrong
+    with it."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # as written: a CR stays a CR
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SendError(f"cannot read the subscribers: {exc}", str(path)) from None
+    lines = _Lines(text.replace("\r\n", "\n"))
+    reader = csv.reader(lines)
+    while True:
+        start = lines.taken + 1
+        try:
+            yield start, next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, f"expected a CSV row, found a line it cannot read ({exc})"
+
+
+def read_subscribers(path: Path) -> tuple[list[Subscriber], list[Problem]]:
+    """Subscribers from a CSV file `email,lang[,name]`, and a problem for every bad row."""
+    source = str(path)
+    rows = _csv_rows(path)
+    first = next(rows, (1, []))[1]
+    header = [h.strip().lower() for h in first] if isinstance(first, list) else []
+    if "email" not in header or "lang" not in header:
+        raise SendError(
+            f'expected a header line "email,lang[,name]", found "{",".join(header)}"', source, 1
+        )
+    problems: list[Problem] = []
+    subscribers: list[Subscriber] = []
+    first_line: dict[str, int] = {}
+    for number, row in rows:
+        if isinstance(row, str):
+            problems.append(Problem(row, source, number))
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = dict(zip(header, (c.strip() for c in row), strict=False))
+        text, lang = cells.get("email", ""), cells.get("lang", "").lower()
+        address = parse_address(text)
+        if isinstance(address, str):
+            problems.append(
+                Problem(f'expected an email address, found "{text}": {address}', source, number)
+            )
+            continue
+        if lang not in ("ko", "en", "both"):
+            problems.append(
+                Problem(f'expected the language ko, en or both, found "{lang}"', source, number)
+            )
+            continue
+        if address.key in first_line:
+            problems.append(
+                Problem(
+                    f"{address.normalized} is already listed at line {first_line[address.key]}",
+                    source,
+                    number,
+                )
+            )
+            continue
+        first_line[address.key] = number
+        name = header_text(cells.get("name", ""))
+        subscribers.append(Subscriber(address, lang, name, number))
+    return subscribers, problems
+
+
+def read_unsubscribed(path: Path) -> set[str]:
+    """The addresses (keys) never to mail: one a line, `Name <address>` allowed, `#` comments.
+    Raises SendError naming every line that is neither, or the file when it cannot be read."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SendError(
+            f"cannot read the unsubscribed addresses ({reason}): nothing was sent", str(path)
+        ) from None
+    found: set[str] = set()
+    problems = []
+    for number, raw in enumerate(lines, 1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        inner = text[:-1].rpartition("<")[2] if text.endswith(">") else text
+        address = parse_address(inner.strip())
+        if isinstance(address, str):
+            problems.append(
+                Problem(
+                    f'expected an address, "Name <address>" or a # comment, found "{text}"',
+                    str(path),
+                    number,
+                )
+            )
+        else:
+            found.add(address.key)
+    if problems:
+        raise SendError.from_problems(problems)
+    return found
+
+
+@dataclass
+class Chosen:
+    recipients: list[Recipient]
+    unsubscribed: int
+    suppressed: int
+
+
+def choose(
+    subscribers: Iterable[Subscriber],
+    langs: Iterable[Lang],
+    unsubscribed: set[str],
+    is_suppressed: Callable[[str], bool],
+) -> Chosen:
+    """One recipient per subscriber and wanted language, but none unsubscribed or suppressed."""
+    wanted = tuple(langs)
+    chosen = Chosen([], 0, 0)
+    for sub in subscribers:
+        if sub.address.key in unsubscribed:
+            chosen.unsubscribed += 1
+        elif is_suppressed(sub.address.key):
+            chosen.suppressed += 1
+        else:
+            chosen.recipients += [
+                Recipient(sub.address, lang, sub.name)
+                for lang in wanted
+                if sub.lang in (lang, "both")
+            ]
+    return chosen
