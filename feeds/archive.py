@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,52 +15,124 @@ from .pool import Pool
 
 
 class Loaded(NamedTuple):
-    """What a folder of digests gave: the archive (all digests that parsed) and every problem."""
+    """What a folder of digests gave: the archive (every digest that parsed, the first of two
+    with one id), every problem, and the files left out for their errors."""
 
     archive: Archive
     warnings: tuple[Problem, ...]
     errors: tuple[Problem, ...]
+    left_out: tuple[str, ...] = ()
+
+
+class Listing(NamedTuple):
+    """The digest files of a folder, in name order, and what was passed over, with why."""
+
+    files: list[Path]
+    warnings: list[Problem]
+
+
+def list_digests(folder: Path) -> Listing:
+    """The digest files of a folder: `*.txt` (in any case), hidden files aside, in name order.
+    A folder or a link to nothing with such a name is passed over with a warning."""
+    if not folder.is_dir():
+        raise ParseError(f"expected a folder of digests, found no folder at {folder}")
+    files, warnings = [], []
+    for path in folder.iterdir():
+        if path.name.startswith(".") or path.suffix.lower() != ".txt":
+            continue
+        if path.is_file():
+            files.append(path)
+            continue
+        what = "a link to nothing" if path.is_symlink() and not path.exists() else "not a file"
+        warnings.append(
+            Problem(
+                f"passed over: {what}, not a digest file", str(path), None, "warning", "skipped"
+            )
+        )
+    files.sort(key=lambda p: p.name)  # as sorting the paths, without pathlib's compare
+    return Listing(files, warnings)
 
 
 def digest_files(folder: Path) -> list[Path]:
-    """The digest files of a folder: `*.txt`, hidden files aside, in name order."""
-    if not folder.is_dir():
-        raise ParseError(f"expected a folder of digests, found no folder at {folder}")
-    found = [p for p in folder.glob("*.txt") if not p.name.startswith(".") and p.is_file()]
-    return sorted(found, key=lambda p: p.name)  # as sorting the paths, without pathlib's compare
+    """The digest files of a folder (list_digests, without the warnings)."""
+    return list_digests(folder).files
 
 
 def read_archive(
     folder: Path,
     parse: Callable[[Path], Parsed] = parse_file,
-    files: list[Path] | None = None,
+    listing: Listing | None = None,
 ) -> Loaded:
     """Read every digest in a folder, collecting every warning and error rather than stopping.
 
     `parse` reads one file (a build passes one that remembers files it has parsed before);
-    `files`: the folder's digest files, when the caller has listed them already.
+    `listing`: the folder's digest files, when the caller has listed them already.
     """
-    files = digest_files(folder) if files is None else files
+    listing = list_digests(folder) if listing is None else listing
     errors: list[Problem] = []
-    warnings: list[Problem] = []
+    warnings: list[Problem] = list(listing.warnings)
     digests: list[Digest] = []
-    if not files:
+    left_out: list[str] = []
+    if not listing.files:
         errors.append(Problem(f"expected digest files (*.txt) in {folder}, found none"))
-    for path in files:
+    for path in listing.files:
         parsed, problems = _parse_reporting(path, parse)
-        errors.extend(problems)
+        errors.extend(p for p in problems if p.severity == "error")
+        warnings.extend(p for p in problems if p.severity == "warning")
         if parsed is not None:
             digests.append(parsed.digest)
             warnings.extend(parsed.warnings)
-    errors.extend(_duplicate_ids((d.id, d.source) for d in digests))
+        else:
+            left_out.append(str(path))
+    duplicates = _duplicate_ids((d.id, d.source) for d in digests)
+    errors.extend(duplicates)
+    doubled = {p.source for p in duplicates if p.source is not None}
+    left_out += sorted(doubled)
+    digests = [d for d in digests if d.source not in doubled]
+    warnings += days_problems(digests)
     digests.sort(key=lambda d: d.sort_key, reverse=True)
-    return Loaded(Archive(_display_tags(digests)), tuple(warnings), tuple(errors))
+    return Loaded(Archive(_display_tags(digests)), tuple(warnings), tuple(errors), tuple(left_out))
+
+
+def days_problems(digests: Iterable[Digest], today: date | None = None) -> list[Problem]:
+    """Warnings about the dates of digests: in the future (by the clock: a check, not an
+    output), or a day with an unnumbered digest and numbered parts both."""
+    today = today or date.today()
+    found: list[Problem] = []
+    days: dict[date, list[Digest]] = {}
+    for digest in digests:
+        days.setdefault(digest.date, []).append(digest)
+        if digest.date > today:
+            found.append(
+                Problem(
+                    f"the digest is dated {digest.date}, which is still to come",
+                    digest.source,
+                    1,
+                    "warning",
+                    "future-date",
+                )
+            )
+    for day, same in days.items():
+        whole = [d for d in same if d.part is None]
+        if whole and any(d.part is not None for d in same):
+            parts = ", ".join(Path(d.source).name for d in same if d.part is not None)
+            found.append(
+                Problem(
+                    f"{day} has an unnumbered digest and numbered parts ({parts}): number "
+                    "every part of a day that has several",
+                    whole[0].source,
+                    1,
+                    "warning",
+                    "parts",
+                )
+            )
+    return found
 
 
 def _parse_reporting(
     path: Path, parse: Callable[[Path], Parsed]
 ) -> tuple[Parsed | None, tuple[Problem, ...]]:
-    """One file parsed, or the errors that stopped it."""
+    """One file parsed, or the problems that stopped it (its warnings among them)."""
     try:
         return parse(path), ()
     except OSError as exc:
@@ -77,6 +150,7 @@ def load_archive(folder: Path) -> Loaded:
 
 
 def _duplicate_ids(ids_and_sources: Iterable[tuple[str, str]]) -> list[Problem]:
+    """An error for each file whose id an earlier file (in name order) has."""
     seen: dict[str, str] = {}
     problems = []
     for id_, source in ids_and_sources:
@@ -105,26 +179,24 @@ class Summary(NamedTuple):
 
 
 class _FileSummary(NamedTuple):
-    id: str | None
+    digest: Digest | None  # without its notes
     source: str
     notes: int
     tag_keys: frozenset[str]
-    warnings: tuple[Problem, ...]
-    errors: tuple[Problem, ...]
+    problems: tuple[Problem, ...]
 
 
 def _summarize(paths: list[Path]) -> list[_FileSummary]:
     found = []
     for path in paths:
-        parsed, errors = _parse_reporting(path, parse_file)
+        parsed, problems = _parse_reporting(path, parse_file)
         if parsed is None:
-            found.append(_FileSummary(None, str(path), 0, frozenset(), (), errors))
+            found.append(_FileSummary(None, str(path), 0, frozenset(), problems))
             continue
         notes = parsed.digest.notes
         keys = frozenset(tag_key(tag) for note in notes for tag in note.tags)
-        found.append(
-            _FileSummary(parsed.digest.id, str(path), len(notes), keys, parsed.warnings, ())
-        )
+        bare = replace(parsed.digest, notes=())
+        found.append(_FileSummary(bare, str(path), len(notes), keys, parsed.warnings))
     return found
 
 
@@ -138,25 +210,34 @@ def summarize_archive(folder: Path, workers: int) -> Summary:
     Nothing needs the notes afterwards, so with many files each core parses a share and
     sends back only counts and problems.
     """
-    files = digest_files(folder)
+    listing = list_digests(folder)
+    files = listing.files
     if not files:
         return Summary(
-            0, 0, 0, (), (Problem(f"expected digest files (*.txt) in {folder}, found none"),)
+            0,
+            0,
+            0,
+            tuple(listing.warnings),
+            (Problem(f"expected digest files (*.txt) in {folder}, found none"),),
         )
     count = workers if len(files) >= PARALLEL_CHECK_FILES else 1
     size = -(-len(files) // count)
     shares = [files[i : i + size] for i in range(0, len(files), size)]
     with Pool(min(count, len(shares))) as pool:
         results = [item for share in pool.map(_summarize, shares) for item in share]
-    ok = [(r, r.id) for r in results if r.id is not None]
-    errors = [e for r in results for e in r.errors]
-    errors += _duplicate_ids((id_, r.source) for r, id_ in ok)
+    problems = [p for r in results for p in r.problems]
+    parsed = [r.digest for r in results if r.digest is not None]
+    duplicates = _duplicate_ids((d.id, d.source) for d in parsed)
+    doubled = {p.source for p in duplicates}
+    ok = [r for r in results if r.digest is not None and r.source not in doubled]
+    problems += duplicates
+    problems += days_problems(r.digest for r in ok if r.digest is not None)
     return Summary(
         digests=len(ok),
-        notes=sum(r.notes for r, _ in ok),
-        tags=len(frozenset().union(*(r.tag_keys for r, _ in ok))),
-        warnings=tuple(w for r in results for w in r.warnings),
-        errors=tuple(errors),
+        notes=sum(r.notes for r in ok),
+        tags=len(frozenset().union(*(r.tag_keys for r in ok))),
+        warnings=(*listing.warnings, *(p for p in problems if p.severity == "warning")),
+        errors=tuple(p for p in problems if p.severity == "error"),
     )
 
 

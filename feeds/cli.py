@@ -53,7 +53,7 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FeedsError as exc:
-            report(exc.problems, as_errors=True)
+            report(exc.problems)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -109,7 +109,7 @@ def check(src: Path, strict: bool, as_json: bool) -> None:
     Exits 0 when there are no errors (and, with --strict, no warnings), 1 otherwise.
     """
     if as_json:
-        archive, warnings, errors = read_archive(src)
+        archive, warnings, errors, _ = read_archive(src)
         report(warnings, as_errors=strict)
         report(errors)
         document = {

@@ -16,6 +16,8 @@ import unicodedata
 from datetime import date, timedelta
 from pathlib import Path
 
+from .model import Digest
+
 _EN_WORDS = [
     "model",
     "training",
@@ -353,3 +355,19 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def format_digest(digest: Digest) -> str:
+    """The digest written back in the format parse_digest reads."""
+    header = f"{digest.date.year}년 {digest.date.month}월 {digest.date.day}일"
+    if digest.part is not None:
+        header += f" ({digest.part})"
+    lines = [header]
+    for note in digest.notes:
+        lines.append(note.title)
+        if note.authors:
+            lines.append(f"({', '.join(note.authors)})")
+        lines += [*note.abstract, *note.korean, *note.english]
+        if note.tags:
+            lines.append(" ".join(f"#{tag}" for tag in note.tags))
+    return "\n".join(lines) + "\n"

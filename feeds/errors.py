@@ -17,6 +17,7 @@ class Problem:
     source: str | None = None
     line: int | None = None
     severity: Severity = "error"
+    kind: str = ""  # what sort of problem, for summaries that group them ("no-tags")
 
     @property
     def location(self) -> str:
@@ -28,7 +29,12 @@ class Problem:
         return f"{self.location}: {self.message}" if self.location else self.message
 
     def to_json(self) -> dict[str, object]:
-        return {"source": self.source, "line": self.line, "message": self.message}
+        return {
+            "source": self.source,
+            "line": self.line,
+            "message": self.message,
+            "kind": self.kind,
+        }
 
 
 class FeedsError(Exception):

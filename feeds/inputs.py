@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .archive import Loaded, digest_files, read_archive
+from .archive import Listing, Loaded, list_digests, read_archive
 from .cache import FORMAT, Cache, InputStat, ParsedFile, sha256
 from .config import SiteSettings
 from .errors import ParseError
@@ -126,6 +126,7 @@ class Inputs:
     """Every input of a build, as read from its stats: see `read`."""
 
     src: Path
+    listing: Listing  # the digest files, as listed once
     files: dict[Path, str]  # each digest file (in name order) and its parse key
     state: bytes | None  # the note state file, as found
     stats: dict[str, InputStat]  # per digest file, the stat that vouches for its key
@@ -144,7 +145,8 @@ class Inputs:
         files: dict[Path, str] = {}
         stats: dict[str, InputStat] = {}
         settled = time.time_ns() - FRESH_NS  # not an output date: only whether to trust a stat
-        for path in digest_files(src):
+        listing = list_digests(src)
+        for path in listing.files:
             name = os.path.abspath(path)
             try:
                 st = os.stat(path)
@@ -166,7 +168,7 @@ class Inputs:
             cache.save_input_stats(stats)
         state_path = src / STATE_FILE
         state = state_path.read_bytes() if state_path.exists() else None
-        return cls(src, files, state, stats, salt, digest)
+        return cls(src, listing, files, state, stats, salt, digest)
 
     def fingerprint(self, state: bytes | None) -> str:
         """Every input of a build, with the given note state (which the build itself updates)."""
@@ -174,10 +176,11 @@ class Inputs:
         found.update(b"state\0" + (state or b""))
         return str(found.hexdigest())
 
-    def load(self, cache: Cache, pool: Pool) -> ParsedArchive:
+    def load(self, cache: Cache, pool: Pool, keep_going: bool = False) -> ParsedArchive:
         """Parse the digests: the parse cache's copy of a file it holds, else on the workers
-        when many are missing (a first build), else here. Raises ParseError with every problem."""
-        return _Archive(self, cache, pool).load()
+        when many are missing (a first build), else here. Raises ParseError with every problem,
+        unless keep_going: then the archive is what parsed, and says what was left out."""
+        return _Archive(self, cache, pool).load(keep_going)
 
 
 class ParsedArchive:
@@ -187,6 +190,8 @@ class ParsedArchive:
     def __init__(self, loaded: Loaded, used: dict[str, ParsedFile], by_workers: int):
         self.model = loaded.archive
         self.warnings = loaded.warnings
+        self.errors = loaded.errors
+        self.left_out = loaded.left_out
         self.parsed = used
         self.by_workers = by_workers
         self._hashes: dict[int, tuple[Note, str]] = {
@@ -222,11 +227,13 @@ class _Archive:
             self.coming = iter([pool.submit(parse_share, share) for share in shares])
             pool.flush()
 
-    def load(self) -> ParsedArchive:
+    def load(self, keep_going: bool) -> ParsedArchive:
         with _collector_off():
-            loaded = read_archive(self.inputs.src, self.parse, list(self.inputs.files))
-        if loaded.errors:
-            raise ParseError.from_problems(loaded.errors)
+            loaded = read_archive(self.inputs.src, self.parse, self.inputs.listing)
+        if loaded.errors and not keep_going:
+            failed = set(loaded.left_out)
+            hidden = [w for w in loaded.warnings if w.source in failed]
+            raise ParseError.from_problems([*loaded.errors, *hidden])
         return ParsedArchive(loaded, self.used, self.by_workers)
 
     def _parsed_elsewhere(self, path: Path) -> tuple[str, ParsedFile] | None:

@@ -37,6 +37,8 @@ _PATH_SAFE = re.compile(r"[\w-]+")
 
 def tag_problem(tag: str) -> str | None:
     """Why a tag cannot have a path of its own (its grouping key is its path segment), or None."""
+    if tag.isascii():  # the parser's tags are letters, digits, "-" and "_": safe when folded
+        return None if tag.strip("-_") else "it has no letter or digit"
     key = tag_key(tag)
     if not _PATH_SAFE.fullmatch(key):
         return f'its folded form "{key}" holds characters a path cannot'

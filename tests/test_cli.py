@@ -54,6 +54,7 @@ def test_every_problem_is_printed_and_the_status_is_1(tmp_path):
         [f" {src / '2024-11-08.txt'}", "2"],
     ]
     assert result.stdout == "0 digests, 0 notes, 0 tags; 3 errors, 0 warnings\n"
+    assert not [line for line in result.stderr.splitlines() if line.startswith("Warning")]
     assert "Traceback" not in result.stderr
 
 

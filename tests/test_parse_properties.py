@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feeds.archive import load_archive
-from feeds.corpus import generate
+from feeds.corpus import format_digest, generate
 from feeds.errors import ParseError
 from feeds.model import Digest, Note, digest_id
-from feeds.parse import format_digest, has_hangul, parse_digest, slugify
+from feeds.names import parse_authors
+from feeds.parse import has_hangul, parse_digest, slugify
 
 LINE_CHARS = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
 
@@ -48,7 +49,11 @@ def _words(alphabet: str, min_size: int = 1) -> st.SearchStrategy[str]:
 
 ENGLISH = _words("abcdefghijklmnopqrstuvwxyzABC0123456789.,:;!?'\"<>&()")
 KOREAN = st.tuples(_words("가나다라마바사아자차카타파하"), ENGLISH).map(lambda t: f"{t[0]} {t[1]}")
-NAME = _words("abcdefgXYZéñ.'-").filter(lambda n: n[0].isalpha() and n.strip() == n)
+NAME = (
+    _words("abcdefgXYZéñ.'-")
+    .map(lambda n: " ".join(w[:1].upper() + w[1:] for w in n.split()))
+    .filter(lambda n: n[0].isalpha() and parse_authors(f"({n})") == (n,))
+)
 TAG = st.text(alphabet="abcxyz019-_가나", min_size=1, max_size=10).filter(lambda t: t.strip("-_"))
 
 

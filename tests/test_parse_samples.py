@@ -17,7 +17,7 @@ def notes_by_title(archive):
 
 
 def test_samples_match_golden_model(in_root, golden):
-    archive, warnings, errors = load_seeds()
+    archive, warnings, errors, _ = load_seeds()
     assert warnings == () and errors == ()
     golden("seeds.json", [digest_to_json(d) for d in archive.digests])
 
