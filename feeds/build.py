@@ -35,6 +35,8 @@ class BuildReport:
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)  # of digests left out (keep_going)
+    left_out: list[str] = field(default_factory=list)  # digest files left out (keep_going)
     timings: dict[str, float] = field(default_factory=dict)
     bytes_written: int = 0
     rendered: int = 0
@@ -42,6 +44,19 @@ class BuildReport:
     workers: int = 1
     parsed_by_workers: int = 0
     elapsed: float = 0.0
+
+    def summary(self, out: Path) -> str:
+        """`Built dist: 12 written, … in 0.84s (rendered 40, reused 2960, 1 worker; parse …)`.
+
+        Stage times add up the time of every worker, so with several they exceed the wall time.
+        """
+        timing = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in self.timings.items())
+        workers = f"{self.workers} worker" + ("s" if self.workers > 1 else "")
+        return (
+            f"Built {out}: {len(self.written)} written, {self.unchanged} unchanged, "
+            f"{len(self.removed)} removed in {self.elapsed:.2f}s "
+            f"(rendered {self.rendered}, reused {self.reused}, {workers}; {timing})"
+        )
 
 
 def build(
@@ -96,7 +111,9 @@ class Build:
         if not self.dist.unchanged(record):
             return False
         self.report.unchanged = len(record.columns[0])
-        self.report.warnings = list(record.warnings)
+        self.report.warnings = [p for p in record.problems if p.severity == "warning"]
+        self.report.errors = [p for p in record.problems if p.severity == "error"]
+        self.report.left_out = sorted({p.source for p in self.report.errors if p.source})
         self._time("parse")
         return True
 
@@ -107,11 +124,12 @@ class Build:
         return Pool(self.settings.build.workers or cpu_count(), start_renderer, renderer)
 
     def load(self, inputs: Inputs, pool: Pool) -> tuple[ParsedArchive, Updates]:
-        archive = inputs.load(self.cache, pool)
+        archive = inputs.load(self.cache, pool, self.settings.build.keep_going)
         previous = parse_state(inputs.state)
         updates = resolve_updates(archive.model, previous, self.settings.site.tz, archive.note_hash)
         gc.freeze()  # what was loaded lives as long as the build
         self.report.warnings.extend(archive.warnings)
+        self.report.errors, self.report.left_out = list(archive.errors), list(archive.left_out)
         self.report.warnings.extend(
             Problem(message, severity="warning") for message in mail_readiness(self.settings)
         )
@@ -168,7 +186,8 @@ class Build:
         if not (state_path.exists() and state_path.read_bytes() == state):
             write_atomic(state_path, state)
         fingerprint = inputs.fingerprint(state)  # as the next build will find it
-        record = BuildRecord.of(fingerprint, files, self.report.warnings)
+        problems = [*self.report.warnings, *self.report.errors]
+        record = BuildRecord.of(fingerprint, files, problems)
         self.cache.save_record(self.out, record)
         self._time("write")
 

@@ -99,20 +99,21 @@ _Columns = tuple[
 
 class BuildRecord:
     """What the last build left in an output folder: its input fingerprint, each file as
-    written, and the warnings it gave.
+    written, and the problems it reported (the warnings, and the errors of digests a build
+    that kept going left out).
 
     Stored by column (paths, hashes, sizes, mtimes, inodes): tuples of plain values load in
     C, where a record object per file would cost a Python call each on every build.
     """
 
-    def __init__(self, fingerprint: str, columns: _Columns, warnings: tuple[Problem, ...]):
+    def __init__(self, fingerprint: str, columns: _Columns, problems: tuple[Problem, ...]):
         self.fingerprint = fingerprint
         self.columns = columns
-        self.warnings = warnings
+        self.problems = problems
 
     @classmethod
     def of(
-        cls, fingerprint: str, files: dict[str, Written], warnings: Iterable[Problem]
+        cls, fingerprint: str, files: dict[str, Written], problems: Iterable[Problem]
     ) -> BuildRecord:
         paths = tuple(files)
         values = files.values()
@@ -123,7 +124,7 @@ class BuildRecord:
             tuple(w.mtime_ns for w in values),
             tuple(w.inode for w in values),
         )
-        return cls(fingerprint, columns, tuple(warnings))
+        return cls(fingerprint, columns, tuple(problems))
 
     @functools.cached_property
     def files(self) -> dict[str, Written]:
@@ -332,12 +333,12 @@ class Cache:
         if record is None:
             return _NO_RECORD
         try:
-            columns, warnings = pickle.loads(record[1])
+            columns, problems = pickle.loads(record[1])
         except Exception:  # damaged, or of another version: as if there were none
             return _NO_RECORD
-        return BuildRecord(record[0], columns, warnings)
+        return BuildRecord(record[0], columns, problems)
 
     def save_record(self, out: Path, record: BuildRecord) -> None:
         line = record.fingerprint.encode("ascii") + b"\n"
-        payload = pickle.dumps((record.columns, record.warnings), pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((record.columns, record.problems), pickle.HIGHEST_PROTOCOL)
         self._write(self._record_name(out), line + payload)

@@ -16,7 +16,7 @@ import click
 
 from .archive import read_archive, summarize_archive
 from .config import Settings, load_settings
-from .errors import FeedsError, Problem
+from .errors import FeedsError, Problem, grouped
 from .model import digest_to_json
 from .pool import cpu_count
 
@@ -38,11 +38,16 @@ SRC = click.argument(
 )
 
 
-def report(problems: Iterable[Problem], as_errors: bool = False) -> None:
-    """Print problems to stderr, one `Error: …` or `Warning: …` line each."""
+def report(problems: Iterable[Problem], as_errors: bool = False, verbose: bool = True) -> None:
+    """Print problems to stderr, one `Error: …` or `Warning: …` line each; unless verbose,
+    warnings of a kind beyond the first few as one count line."""
+    problems = list(problems)
     for problem in problems:
-        label = "Error" if as_errors or problem.severity == "error" else "Warning"
-        click.echo(f"{label}: {problem}", err=True)
+        if as_errors or problem.severity == "error":
+            click.echo(f"Error: {problem}", err=True)
+    warnings = [p for p in problems if not (as_errors or p.severity == "error")]
+    for _, line in grouped(warnings, verbose):
+        click.echo(f"Warning: {line}", err=True)
 
 
 def handle_errors(command: F) -> F:
@@ -95,7 +100,6 @@ def run() -> None:
 
 @main.command()
 @SRC
-@handle_errors
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 if there are any).")
 @click.option(
     "--json",
@@ -103,15 +107,17 @@ def run() -> None:
     is_flag=True,
     help="Print the parsed archive as JSON on stdout (schema in the README).",
 )
-def check(src: Path, strict: bool, as_json: bool) -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="List every warning, not the first few of each kind."
+)
+@handle_errors
+def check(src: Path, strict: bool, as_json: bool, verbose: bool) -> None:
     """Parse every digest in SRC and report every warning and error.
 
     Exits 0 when there are no errors (and, with --strict, no warnings), 1 otherwise.
     """
     if as_json:
         archive, warnings, errors, _ = read_archive(src)
-        report(warnings, as_errors=strict)
-        report(errors)
         document = {
             "digests": [digest_to_json(d) for d in archive.digests],
             "warnings": [p.to_json() for p in warnings],
@@ -121,8 +127,9 @@ def check(src: Path, strict: bool, as_json: bool) -> None:
     else:
         summary = summarize_archive(src, workers=cpu_count())
         warnings, errors = summary.warnings, summary.errors
-        report(warnings, as_errors=strict)
-        report(errors)
+    report(errors)
+    report(warnings, as_errors=strict, verbose=verbose)
+    if not as_json:
         click.echo(
             f"{summary.digests} digests, {summary.notes} notes, {summary.tags} tags; "
             f"{len(errors)} errors, {len(warnings)} warnings"
@@ -185,6 +192,15 @@ def out_option(help: str) -> Callable[[F], F]:
     type=click.IntRange(min=0),
     help="Processes to render with; 0 for one per core (overrides workers).",
 )
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    default=None,
+    help="Publish the digests that parse, leaving out those with errors (exit status 1).",
+)
+@click.option(
+    "--verbose", "-v", is_flag=True, help="List every warning, not the first few of each kind."
+)
 @handle_errors
 def build(
     src: Path,
@@ -193,6 +209,8 @@ def build(
     base_url: str | None,
     feed_limit: int | None,
     workers: int | None,
+    keep_going: bool | None,
+    verbose: bool,
 ) -> None:
     """Build the digests in SRC (default seeds/) into feeds, newsletters and pages in OUT.
 
@@ -201,29 +219,22 @@ def build(
     are removed. Settings come from [tool.feeds] in pyproject.toml (or
     --config), then FEEDS_* environment variables, then these options.
     """
-    settings = settings_for(config, base_url=base_url, feed_limit=feed_limit, workers=workers)
+    settings = settings_for(
+        config, base_url=base_url, feed_limit=feed_limit, workers=workers, keep_going=keep_going
+    )
     progress = ProgressLine() if sys.stderr.isatty() else None
     try:
         result = run_build(src, out, settings, progress)
     finally:
         if progress is not None:
             progress.close()
-    report(result.warnings)
-    click.echo(build_summary(out, result))
-
-
-def build_summary(out: Path, result: BuildReport) -> str:
-    """`Built dist: 12 written, … in 0.84s (rendered 40, reused 2960, 1 worker; parse 0.31s, …)`.
-
-    Stage times add up the time of every worker, so with several they exceed the wall time.
-    """
-    timing = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
-    workers = f"{result.workers} worker" + ("s" if result.workers > 1 else "")
-    return (
-        f"Built {out}: {len(result.written)} written, {result.unchanged} unchanged, "
-        f"{len(result.removed)} removed in {result.elapsed:.2f}s "
-        f"(rendered {result.rendered}, reused {result.reused}, {workers}; {timing})"
-    )
+    report([*result.errors, *result.warnings], verbose=verbose)
+    click.echo(result.summary(out))
+    if result.left_out:
+        click.echo(f"Left out {len(result.left_out)} digest files with errors:", err=True)
+        for source in result.left_out:
+            click.echo(f"  {source}", err=True)
+        sys.exit(1)
 
 
 @main.command()

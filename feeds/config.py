@@ -95,6 +95,7 @@ class BuildSettings:
     cache_dir: str = ".feeds-cache"
     workers: int = 0
     templates_dir: str | None = None
+    keep_going: bool = False  # publish what parsed when some digests have errors (exit 1)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ def _kind(hint: Any) -> tuple[str, bool]:
     base = next(a for a in args if a is not type(None)) if optional else hint
     if base is Secret:
         return "secret", optional
+    if base is bool:
+        return "bool", optional
     if base is int:
         return "int", optional
     if get_origin(base) is Mapping:
@@ -163,6 +166,9 @@ def _kind(hint: Any) -> tuple[str, bool]:
 
 KEYS = _keys()
 """Every setting by name, as the dataclasses above declare it."""
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _whole_number(value: Any) -> int | None:
@@ -183,6 +189,10 @@ def _check_value(key: _Key, value: Any) -> tuple[Any, str | None]:
         ):
             return None, 'a table with "ko" and "en" texts'
         return {lang: value[lang] for lang in LANGS}, None
+    if key.kind == "bool":
+        if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+            value = _BOOLEANS[value.strip().lower()]
+        return (value, None) if isinstance(value, bool) else (None, "true or false")
     if key.kind == "int":
         number = _whole_number(value)
         return (number, None) if number is not None else (None, "a whole number, 0 or more")

@@ -80,3 +80,40 @@ class TemplateError(FeedsError):
 
 class SendError(FeedsError):
     """A newsletter that cannot be sent as asked."""
+
+
+KINDS: dict[str, str] = {
+    "no-authors": "notes without an authors line",
+    "no-tags": "notes without a tags line",
+    "no-abstract": "notes without an abstract",
+    "no-korean": "notes without Korean commentary",
+    "no-english": "notes without English commentary",
+    "split": "notes without a tags line before the next note",
+    "merge": "notes that may hold the lines of another",
+    "duplicate-title": "titles that appear twice in a digest",
+    "skipped": "files passed over",
+    "future-date": "digests dated in the future",
+    "parts": "days with an unnumbered digest and numbered parts",
+    "gmail-clip": "newsletters Gmail would clip",
+}
+"""What each kind of warning is about, said of many."""
+
+SHOWN_PER_KIND = 3
+
+
+def grouped(problems: Iterable[Problem], verbose: bool = False) -> list[tuple[Problem | None, str]]:
+    """Problems for a person to read: of each kind, the first few in full and a count of the
+    rest ("… and 1,200 more notes without English commentary"); with verbose, every one.
+    Each line comes with its problem (None for a count line), in the order found."""
+    by_kind: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_kind.setdefault(problem.kind or f"\0{problem.message}", []).append(problem)
+    lines: list[tuple[Problem | None, str]] = []
+    for kind, found in by_kind.items():
+        shown = found if verbose or len(found) <= SHOWN_PER_KIND + 1 else found[:SHOWN_PER_KIND]
+        lines += [(p, str(p)) for p in shown]
+        if len(shown) < len(found):
+            what = KINDS.get(kind, "of this kind")
+            rest = len(found) - len(shown)
+            lines.append((None, f"… and {rest:,} more {what} (--verbose lists every one)"))
+    return lines

@@ -6,6 +6,7 @@ The only module that imports feedgen.
 from __future__ import annotations
 
 import functools
+import html
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -127,8 +128,8 @@ def _feedgen(channel: Channel, items: list[Item], settings: SiteSettings) -> Fee
         fe.link(href=item.url, rel="alternate", type="text/html")
         fe.published(item.published)
         fe.updated(item.updated)
-        fe.summary(item.summary)
-        fe.description(item.summary)
+        fe.summary(item.summary)  # Atom: text
+        fe.description(html.escape(item.summary, quote=False))  # RSS readers take it as HTML
         fe.content(item.content_html, type="html")
         for tag in item.tags:
             fe.category(term=tag)

@@ -6,6 +6,7 @@ The feed URLs are public: once published they must never change.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,13 +28,24 @@ FEED_LABELS: dict[FeedFormat, str] = {"atom": "Atom", "rss": "RSS", "json": "JSO
 MailPart = Literal["html", "txt", "eml"]
 
 
+TAG_SLUG_BYTES = 120
+"""A tag's path segment stays within this many bytes (file systems allow 255 per name)."""
+
+
+@lru_cache(maxsize=16384)
 def tag_slug(tag: str) -> str:
     """The path segment of a tag: its grouping key (letters, digits, '-' and '_'; Hangul stays).
 
-    The parser accepts only tags that have one (model.tag_problem)."""
+    A key longer than TAG_SLUG_BYTES in UTF-8 is cut at a character and given a hash of the
+    whole key: bounded, and stable. The parser accepts only tags that have a path-safe form
+    (model.tag_problem)."""
     slug = tag_key(tag)
     if tag_problem(tag) is not None:
         raise FeedsError(f"the tag {tag!r} has no path-safe form")
+    if len(slug) * 4 > TAG_SLUG_BYTES and len(slug.encode()) > TAG_SLUG_BYTES:
+        digest = hashlib.sha256(slug.encode()).hexdigest()[:12]
+        cut = slug.encode()[: TAG_SLUG_BYTES - 13].decode("utf-8", "ignore")
+        slug = f"{cut}-{digest}"
     return slug
 
 

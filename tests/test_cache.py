@@ -183,7 +183,7 @@ def test_a_damaged_build_record_is_not_trusted(corpus, reference, tmp_path):
     files["ko/2019-01-05/index.html"] = Written(
         files["ko/2019-01-05/index.html"].sha, st.st_size, st.st_mtime_ns, st.st_ino
     )
-    cache.save_record(dist, BuildRecord.of(last.fingerprint, files, last.warnings))
+    cache.save_record(dist, BuildRecord.of(last.fingerprint, files, last.problems))
     (record,) = (tmp_path / "cache" / "builds").iterdir()
     data = record.read_bytes()
     record.write_bytes(bytes([data[0] ^ 1]) + data[1:])

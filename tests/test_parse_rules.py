@@ -250,12 +250,12 @@ def test_every_problem_in_every_file_is_reported(tmp_path):
     assert result.exit_code == 1
     lines = only(result)
     assert [line.split(": ", 2)[1].split("/")[-1] for line in lines] == [
-        "c.txt:8",
         "a.txt:1",
         "b.txt:2",
         "b.txt:9",
+        "c.txt:8",
     ]
-    assert lines[0].startswith("Warning:") and all(x.startswith("Error:") for x in lines[1:])
+    assert lines[-1].startswith("Warning:") and all(x.startswith("Error:") for x in lines[:-1])
     assert result.stdout == "1 digests, 2 notes, 1 tags; 3 errors, 1 warnings\n"
 
 
@@ -317,7 +317,9 @@ def test_check_on_many_files_reports_what_one_process_finds(tmp_path):
     loaded = read_archive(tmp_path)
     parallel = summarize_archive(tmp_path, workers=2)
     assert parallel == summarize_archive(tmp_path, workers=1)
-    assert parallel.digests == len(loaded.archive.digests) == PARALLEL_CHECK_FILES + 20  # not the copy
+    assert (
+        parallel.digests == len(loaded.archive.digests) == PARALLEL_CHECK_FILES + 20
+    )  # not the copy
     assert parallel.notes == loaded.archive.notes
     assert parallel.tags == len(loaded.archive.tags())
     assert parallel.warnings == loaded.warnings and len(parallel.warnings) >= 1
