@@ -22,6 +22,7 @@ import functools
 import hashlib
 import os
 import pickle
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -32,7 +33,7 @@ from .locks import locked
 from .model import Note
 from .parse import Parsed
 
-FORMAT = 5
+FORMAT = 6
 """Bumped whenever what the cache holds changes shape."""
 
 _FINGERPRINT_MAX = 130
@@ -63,12 +64,30 @@ class Entry(NamedTuple):
 
 
 class Written(NamedTuple):
-    """A file as a build left it in dist/: content hash, size, and the stat that vouches for it."""
+    """A file as a build left it in dist/: content hash, size, and the stat that vouches for it
+    (the ctime too: any write, link or chmod changes it, and nobody can set it back)."""
 
     sha: str
     size: int
     mtime_ns: int
+    ctime_ns: int
     inode: int
+
+    @classmethod
+    def at(cls, path: str, sha: str) -> Written:
+        """The file at path, as it is now, with the hash its bytes are known to have."""
+        st = os.stat(path)
+        return cls(sha, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+"""The permissions of every file a build writes (as the umask makes them)."""
 
 
 class ParsedFile(NamedTuple):
@@ -92,9 +111,8 @@ class InputStat(NamedTuple):
     key: str
 
 
-_Columns = tuple[
-    tuple[str, ...], tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]
-]
+_Ints = tuple[int, ...]
+_Columns = tuple[tuple[str, ...], tuple[str, ...], _Ints, _Ints, _Ints, _Ints]
 
 
 class BuildRecord:
@@ -102,7 +120,7 @@ class BuildRecord:
     written, and the problems it reported (the warnings, and the errors of digests a build
     that kept going left out).
 
-    Stored by column (paths, hashes, sizes, mtimes, inodes): tuples of plain values load in
+    Stored by column (paths, hashes, sizes, mtimes, ctimes, inodes): tuples of plain values load in
     C, where a record object per file would cost a Python call each on every build.
     """
 
@@ -122,22 +140,23 @@ class BuildRecord:
             tuple(w.sha for w in values),
             tuple(w.size for w in values),
             tuple(w.mtime_ns for w in values),
+            tuple(w.ctime_ns for w in values),
             tuple(w.inode for w in values),
         )
         return cls(fingerprint, columns, tuple(problems))
 
     @functools.cached_property
     def files(self) -> dict[str, Written]:
-        paths, shas, sizes, mtimes, inodes = self.columns
-        return dict(zip(paths, map(Written, shas, sizes, mtimes, inodes), strict=True))
+        paths, shas, sizes, mtimes, ctimes, inodes = self.columns
+        return dict(zip(paths, map(Written, shas, sizes, mtimes, ctimes, inodes), strict=True))
 
-    def stats(self) -> Iterator[tuple[str, int, int, int]]:
-        """Each file's path, size, mtime and inode as written."""
-        paths, _, sizes, mtimes, inodes = self.columns
-        return zip(paths, sizes, mtimes, inodes, strict=True)
+    def stats(self) -> Iterator[tuple[str, int, int, int, int]]:
+        """Each file's path, size, mtime, ctime and inode as written."""
+        paths, _, sizes, mtimes, ctimes, inodes = self.columns
+        return zip(paths, sizes, mtimes, ctimes, inodes, strict=True)
 
 
-_NO_RECORD = BuildRecord("", ((), (), (), (), ()), ())
+_NO_RECORD = BuildRecord("", ((), (), (), (), (), ()), ())
 
 
 def _sealed(payload: bytes) -> bytes:
@@ -180,21 +199,38 @@ class ObjectStore:
     def put(self, data: bytes) -> str:
         """Store bytes; returns their SHA-256.
 
-        Always a new file (a new inode), even when the name exists: an object shares its inode
-        with the dist/ files linked to it, and a file edited in place there may have damaged it.
+        An object shares its inode with the dist/ files linked to it: one that is whole stays
+        (replacing it would change their ctime, which vouches for them); one damaged (edited in
+        place through dist/, or its permissions changed) is replaced by a new file.
         """
         sha = sha256(data)
         folder = f"{self.root}/{sha[:2]}"
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
-        write_atomic(f"{folder}/{sha}", data)
+        path = f"{folder}/{sha}"
+        if not self._whole(path, sha, len(data)):
+            write_atomic(path, data)
         return sha
 
-    def read_verified(self, sha: str) -> bytes | None:
-        """The stored bytes, or None when missing or damaged."""
+    @staticmethod
+    def _whole(path: str, sha: str, size: int) -> bool:
         try:
-            data = self.path(sha).read_bytes()
+            with open(path, "rb") as file:
+                st = os.fstat(file.fileno())
+                if st.st_size != size or stat.S_IMODE(st.st_mode) != FILE_MODE:
+                    return False
+                return sha256(file.read()) == sha
+        except OSError:
+            return False
+
+    def read_verified(self, sha: str) -> bytes | None:
+        """The stored bytes, or None when missing or damaged (other bytes, other permissions)."""
+        try:
+            with open(self.path(sha), "rb") as file:
+                if stat.S_IMODE(os.fstat(file.fileno()).st_mode) != FILE_MODE:
+                    return None
+                data = file.read()
         except OSError:
             return None
         return data if sha256(data) == sha else None

@@ -14,18 +14,19 @@ import contextlib
 import functools
 import os
 import shutil
-import threading
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import BuildRecord, Cache, ObjectStore, Output, Written, sha256
+from .cache import FILE_MODE, BuildRecord, Cache, ObjectStore, Output, Written, sha256
 from .locks import locked
 from .pool import Pending, Pool
 from .trees import (
+    Tree,
     exchange_folders,
-    link_spare,
-    list_files,
+    folders_of,
+    list_tree,
     recover,
     spare_path,
     staging_path,
@@ -35,29 +36,26 @@ from .trees import (
 )
 
 
-def _vouches(st: os.stat_result, size: int, mtime_ns: int, inode: int) -> bool:
-    """The file is as the last build left it (so its recorded hash still holds)."""
-    return (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, inode)
+def _vouches(st: os.stat_result, size: int, mtime: int, ctime: int, inode: int) -> bool:
+    """The file is as the last build left it (so its recorded hash still holds): an edit, a
+    link or a chmod changes its ctime, which nobody can set back."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (size, mtime, ctime, inode)
 
 
-def changed_since(task: tuple[str, str]) -> tuple[set[str], dict[str, int]]:
+def changed_since(task: tuple[str, str]) -> tuple[set[str], Tree]:
     """(In a worker.) The files of OUT's last build that are no longer as it left them (edited,
-    replaced or gone), and every file in OUT (list_files). The worker reads the build record
-    itself: the build's process loads it only after the workers have started without it."""
+    replaced, chmod-ed or gone), and what OUT holds (list_tree). The worker reads the build
+    record itself: the build's process loads it only after the workers started without it."""
     cache_root, root = task
     record = Cache(Path(cache_root)).load_record(Path(root))
-    changed = {
-        path
-        for path, size, mtime, inode in record.stats()
-        if not _matches(f"{root}/{path}", size, mtime, inode)
-    }
-    return changed, list_files(root)
+    changed = {path for path, *stat in record.stats() if not _matches(f"{root}/{path}", *stat)}
+    return changed, list_tree(root)
 
 
-def _matches(path: str, size: int, mtime_ns: int, inode: int) -> bool:
+def _matches(path: str, size: int, mtime: int, ctime: int, inode: int) -> bool:
     """The file at path is as the last build left it (False when it is gone)."""
     try:
-        return _vouches(os.stat(path), size, mtime_ns, inode)
+        return _vouches(os.stat(path), size, mtime, ctime, inode)
     except OSError:
         return False
 
@@ -79,7 +77,6 @@ class Dist:
         self.out = out
         self.root = os.fspath(out)
         self.exchange = exchange
-        self.tidying: threading.Thread | None = None
 
     @classmethod
     @contextlib.contextmanager
@@ -90,19 +87,17 @@ class Dist:
         right first. `exchange`: how to swap two folders in one step (default: the system's)."""
         with locked(out.with_name(f".{out.name}.lock"), f"the output folder {out}"):
             recover(out)
-            dist = cls(out, exchange or exchange_folders)
-            try:
-                yield dist
-            finally:
-                if dist.tidying is not None:
-                    dist.tidying.join()
+            yield cls(out, exchange or exchange_folders)
 
     def unchanged(self, record: BuildRecord) -> bool:
-        """OUT holds exactly what the record says, every file as the last build left it."""
+        """OUT holds exactly what the record says, every file as the last build left it, and
+        no folder more."""
         root = self.root
-        return all(_matches(f"{root}/{p}", s, m, i) for p, s, m, i in record.stats()) and (
-            list_files(self.out).keys() == set(record.columns[0])
-        )
+        if not all(_matches(f"{root}/{path}", *stat) for path, *stat in record.stats()):
+            return False
+        tree = list_tree(self.out)
+        paths = record.columns[0]
+        return tree.files.keys() == set(paths) and tree.dirs == folders_of(paths)
 
     @contextlib.contextmanager
     def staging(self, cache: Cache, pool: Pool) -> Iterator[Staging]:
@@ -125,20 +120,20 @@ class Staging:
 
     def __init__(self, dist: Dist, cache: Cache, pool: Pool):
         self.dist = dist
-        self._looking: Pending[tuple[set[str], dict[str, int]]] | None = None
+        self._looking: Pending[tuple[set[str], Tree]] | None = None
         if pool.count > 1 and cache.load_fingerprint(dist.out):
             self._looking = pool.submit(changed_since, (os.fspath(cache.root), dist.root))
         self.last_files = cache.load_record(dist.out).files  # once the workers started without it
         self.vouched: set[str] = set()  # files present() found as the last build left them
         self.tree = take_spare(dist.out)
-        self._listing: Pending[dict[str, int]] | None = None
+        self._listing: Pending[Tree] | None = None
         if self.tree is not None and pool.count > 1:
-            self._listing = pool.submit(list_files, self.tree)
+            self._listing = pool.submit(list_tree, self.tree)
         pool.flush()
         self.swapped = False
 
     @functools.cached_property
-    def _looked(self) -> tuple[set[str], dict[str, int]] | None:
+    def _looked(self) -> tuple[set[str], Tree] | None:
         return self._looking.result() if self._looking is not None else None
 
     def present(self, output: Output) -> bool:
@@ -155,13 +150,13 @@ class Staging:
         self.vouched.add(output.path)
         return True
 
-    def _in_out(self) -> dict[str, int]:
+    def _in_out(self) -> Tree:
         looked = self._looked
-        return looked[1] if looked is not None else list_files(self.dist.out)
+        return looked[1] if looked is not None else list_tree(self.dist.out)
 
-    def _in_tree(self) -> dict[str, int]:
+    def _in_tree(self) -> Tree:
         assert self.tree is not None
-        return self._listing.result() if self._listing is not None else list_files(self.tree)
+        return self._listing.result() if self._listing is not None else list_tree(self.tree)
 
     def publish(
         self, outputs: dict[str, Output], objects: ObjectStore
@@ -172,14 +167,15 @@ class Staging:
         verified when planned."""
         out, root = self.dist.out, self.dist.root
         existing = self._in_out()
-        unchanged = self._unchanged(existing, outputs)
+        unchanged = self._unchanged(existing.files, outputs)
         changes = Changes(
             written=sorted(p for p in outputs if p not in unchanged),
             unchanged=len(unchanged),
-            removed=sorted(existing.keys() - outputs.keys()),
+            removed=sorted(existing.files.keys() - outputs.keys()),
         )
         changes.bytes_written = sum(outputs[p].size for p in changes.written)
-        if not changes.written and not changes.removed and out.is_dir():
+        same_folders = existing.dirs == folders_of(outputs)
+        if not changes.written and not changes.removed and same_folders and out.is_dir():
             return unchanged, changes
         files: dict[str, Written] | None = None
         if self.tree is not None:
@@ -187,31 +183,28 @@ class Staging:
                 files = update_tree(self.tree, root, outputs, unchanged, objects, self._in_tree())
             except OSError:
                 shutil.rmtree(self.tree, ignore_errors=True)  # built afresh below
+        tree = self.tree or staging_path(out)
         if files is None:
-            tree = self.tree or staging_path(out)
             if tree.exists():
                 shutil.rmtree(tree)
             tree.mkdir(parents=True)
             self.tree = tree
             try:
-                files = update_tree(tree, root, outputs, unchanged, objects, {})  # all anew
+                files = update_tree(tree, root, outputs, unchanged, objects, Tree({}, set()))
             except BaseException:
                 shutil.rmtree(tree, ignore_errors=True)
                 raise
-        assert self.tree is not None
-        replaced = swap_in(self.tree, out, self.dist.exchange)
+        replaced = swap_in(tree, out, self.dist.exchange)
         self.swapped = True
-        spare = spare_path(out)
-        if replaced is not None:
-            replaced.rename(spare)  # the next build stages in it
-        else:  # a first build has no replaced tree to keep: make the spare one meanwhile
-            self.dist.tidying = threading.Thread(target=link_spare, args=(out, spare))
-            self.dist.tidying.start()
+        if replaced is not None:  # the next build stages in it (a first build has none)
+            replaced.rename(spare_path(out))
         return files, changes
 
     def _unchanged(
         self, existing: dict[str, int], outputs: dict[str, Output]
     ) -> dict[str, Written]:
+        """The outputs OUT holds already, as the file they are there: same bytes, and the
+        permissions a build gives."""
         root = self.dist.root
         unchanged: dict[str, Written] = {}
         for path, output in outputs.items():
@@ -221,13 +214,16 @@ class Staging:
             if known is not None and known.sha == output.sha and path in self.vouched:
                 unchanged[path] = known  # as the last build left it: present() checked its stat
                 continue
-            st = os.stat(f"{root}/{path}")
-            if known is not None and _vouches(st, known.size, known.mtime_ns, known.inode):
+            target = f"{root}/{path}"
+            st = os.stat(target)
+            if stat.S_IMODE(st.st_mode) != FILE_MODE:
+                continue  # chmod-ed: written anew
+            if known is not None and _vouches(st, *known[1:]):
                 same = known.sha == output.sha
             else:
-                same = _file_sha(f"{root}/{path}") == output.sha
+                same = _file_sha(target) == output.sha
             if same:
-                unchanged[path] = Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
+                unchanged[path] = Written.at(target, output.sha)
         return unchanged
 
     def give_back(self) -> None:

@@ -11,17 +11,26 @@ import contextlib
 import ctypes
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from .cache import ObjectStore, Output, Written
 from .errors import FeedsError
 
 
-def list_files(root: str | Path) -> dict[str, int]:
-    """Every file under root, as a path relative to it with "/" between parts, and its inode
-    as the folder lists it (no stat per file)."""
-    found: dict[str, int] = {}
+class Tree(NamedTuple):
+    """What a folder holds: every file (a path relative to it, "/" between parts) with its
+    inode as the folder lists it, and every folder under it."""
+
+    files: dict[str, int]
+    dirs: set[str]
+
+
+def list_tree(root: str | Path) -> Tree:
+    """Every file and folder under root, from folder listings alone (no stat per file)."""
+    files: dict[str, int] = {}
+    dirs: set[str] = set()
     folders = [(os.fspath(root), "")]
     while folders:
         folder, prefix = folders.pop()
@@ -32,9 +41,21 @@ def list_files(root: str | Path) -> dict[str, int]:
         with entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
+                    dirs.add(f"{prefix}{entry.name}")
                     folders.append((entry.path, f"{prefix}{entry.name}/"))
                 else:
-                    found[f"{prefix}{entry.name}"] = entry.inode()
+                    files[f"{prefix}{entry.name}"] = entry.inode()
+    return Tree(files, dirs)
+
+
+def folders_of(paths: Iterable[str]) -> set[str]:
+    """Every folder the paths need, their parents included ("" aside)."""
+    found: set[str] = set()
+    for path in paths:
+        folder = path.rpartition("/")[0]
+        while folder and folder not in found:
+            found.add(folder)
+            folder = folder.rpartition("/")[0]
     return found
 
 
@@ -69,57 +90,45 @@ def update_tree(
     outputs: dict[str, Output],
     unchanged: dict[str, Written],
     objects: ObjectStore,
-    present: dict[str, int],
+    present: Tree,
 ) -> dict[str, Written]:
-    """Turn the tree at `staging` (empty, or the spare tree of an earlier build) into the new one.
+    """Turn the tree at `staging` (empty, or the spare tree of an earlier build) into the new one;
+    returns each file as it was left there (stat-ed after its last link, so that its ctime
+    vouches for it).
 
-    `present`: every file in it (list_files), listed once it had this build's own name. A
-    file there is kept only when it is the very inode OUT holds with unchanged bytes (that stat
-    vouched for it); every other file is replaced or removed. So only what changed since that
-    build is written, and anything else the tree holds cannot leak into the new one.
+    `present`: what the tree holds, listed once it had this build's own name. A file there is
+    kept only when it is the very inode OUT holds with unchanged bytes (that stat vouched for
+    it); every other file, and every folder the new tree does not need, is replaced or removed.
+    So only what changed since that build is written, and nothing else the tree holds can leak
+    into the new one.
     """
     stage = os.fspath(staging)
-    folders = {p.rpartition("/")[0] for p in present} | {""}
+    needed = folders_of(outputs)
+    made = present.dirs | {""}
     files = dict(unchanged)
     for path in sorted(outputs):
         target = f"{stage}/{path}"
-        if path in present:
+        if path in present.files:
             kept = unchanged.get(path)
-            if kept is not None and present[path] == kept.inode:
+            if kept is not None and present.files[path] == kept.inode:
                 continue
             os.unlink(target)
         else:
             folder = path.rpartition("/")[0]
-            if folder not in folders:
+            if folder not in made:
                 os.makedirs(f"{stage}/{folder}", exist_ok=True)
-                folders.add(folder)
+                made |= {folder, *folders_of([folder])}
         if path in unchanged:
-            os.link(f"{root}/{path}", target)
+            os.link(f"{root}/{path}", target)  # a link: OUT's file has a new ctime now
+            files[path] = Written.at(target, unchanged[path].sha)
         else:
             files[path] = place(objects, outputs[path], target)
-    emptied: set[str] = set()
-    for path in present.keys() - outputs.keys():
+    for path in present.files.keys() - outputs.keys():
         os.unlink(f"{stage}/{path}")
-        folder = path.rpartition("/")[0]
-        while folder and folder not in emptied:
-            emptied.add(folder)
-            folder = folder.rpartition("/")[0]
-    for folder in sorted(emptied, key=lambda f: -f.count("/")):
-        with contextlib.suppress(OSError):  # still holds files
+    for folder in sorted(present.dirs - needed, key=lambda f: -f.count("/")):
+        with contextlib.suppress(OSError):  # not empty: something odd was put there meanwhile
             os.rmdir(f"{stage}/{folder}")
     return files
-
-
-def link_spare(out: Path, spare: Path) -> None:
-    """Hard-link OUT's files into a spare tree; a failure only leaves the next build slower."""
-    partial = spare.with_name(f"{spare.name}-{os.getpid()}")
-    try:
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(out, partial, copy_function=os.link)
-        shutil.rmtree(spare, ignore_errors=True)
-        partial.rename(spare)
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 def place(objects: ObjectStore, output: Output, target: str) -> Written:
@@ -133,8 +142,7 @@ def place(objects: ObjectStore, output: Output, target: str) -> Written:
             raise FeedsError(f"the cache lost the bytes of {output.path}", str(source)) from None
         with open(target, "wb") as file:
             file.write(data)
-    st = os.stat(target)
-    return Written(output.sha, output.size, st.st_mtime_ns, st.st_ino)
+    return Written.at(target, output.sha)
 
 
 def _leftovers(out: Path) -> list[Path]:

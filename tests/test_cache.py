@@ -179,10 +179,7 @@ def test_a_damaged_build_record_is_not_trusted(corpus, reference, tmp_path):
     cache = Cache(tmp_path / "cache")
     last = cache.load_record(dist)
     files = dict(last.files)
-    st = page.stat()
-    files["ko/2019-01-05/index.html"] = Written(
-        files["ko/2019-01-05/index.html"].sha, st.st_size, st.st_mtime_ns, st.st_ino
-    )
+    files["ko/2019-01-05/index.html"] = Written.at(str(page), files["ko/2019-01-05/index.html"].sha)
     cache.save_record(dist, BuildRecord.of(last.fingerprint, files, last.problems))
     (record,) = (tmp_path / "cache" / "builds").iterdir()
     data = record.read_bytes()
@@ -204,7 +201,19 @@ def test_builds_staged_in_the_spare_tree_equal_fresh_ones(corpus, reference, tmp
     settings = site(tmp_path / "cache", workers=workers)
     dist, spare = tmp_path / "dist", tmp_path / ".dist.spare"
     build(src, dist, settings)
-    assert tree(spare) == expected  # a first build links one, to stage the next build in
+    assert not spare.exists()  # a first build replaces no tree
+    extra = src / "2100-01-01.txt"
+    extra.write_text(
+        (src / "2019-01-05.txt")
+        .read_text(encoding="utf-8-sig")
+        .replace("2019년 1월 5일", "2100년 1월 1일", 1)
+    )
+    build(src, dist, settings)
+    assert tree(spare) == expected  # the tree it replaced: the next build stages in it
+    extra.unlink()
+    build(src, dist, settings)  # back to the reference, staged in the first build's tree
+    assert tree(dist) == expected and tree(spare) != expected
+    (src / ".feeds-state.json").unlink()  # the digest came and went: no note marked updated
 
     # Damage the spare tree: other bytes under a file's name (a new inode), a stray file and
     # folder, a missing file. None of it may reach dist/.
