@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cache import BuildRecord, Cache, Written, write_atomic
+from .cache import BuildRecord, Cache, Written, remove_stale_temporaries, write_atomic
 from .config import Settings, mail_readiness
-from .errors import Problem
+from .errors import FeedsError, Problem
 from .inputs import Inputs, ParsedArchive
 from .pool import Pool, cpu_count
 from .publish import Dist, Staging
@@ -63,7 +64,13 @@ def build(
     src: Path, out: Path, settings: Settings, progress: Progress | None = None
 ) -> BuildReport:
     """Build SRC into OUT. Raises FeedsError (with every problem) and then leaves OUT untouched."""
-    return Build(src, out, settings, progress).run()
+    try:
+        return Build(src, out, settings, progress).run()
+    except OSError as exc:  # a full disk, a folder without permission: what, where, and why
+        where = exc.filename if isinstance(exc.filename, str) else None
+        raise FeedsError(
+            f"the build stopped, {out} is as it was: {exc.strerror or exc}", where
+        ) from None
 
 
 class Build:
@@ -73,6 +80,8 @@ class Build:
     dist: Dist
 
     def __init__(self, src: Path, out: Path, settings: Settings, progress: Progress | None):
+        # OUT a link (dist -> www): the folder it names is the one staged beside and swapped.
+        out = Path(os.path.realpath(out)) if out.is_symlink() else out
         self.src, self.out, self.settings, self.progress = src, out, settings, progress
         self.report = BuildReport()
         self._start = self._lap = time.perf_counter()
@@ -84,6 +93,7 @@ class Build:
             Cache.open(cache_dir) as self.cache,
             Dist.open(self.out) as self.dist,
         ):
+            remove_stale_temporaries(self.src)  # a build killed while writing the state
             inputs = self.fingerprint()
             if self.nothing_changed(inputs):
                 return self.done()

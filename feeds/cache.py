@@ -22,6 +22,7 @@ import functools
 import hashlib
 import os
 import pickle
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -186,6 +187,34 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
+_TEMPORARY = re.compile(r"\..+\.tmp-(\d+)")
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Remove what write_atomic left in folder when its process died before the rename."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        found = _TEMPORARY.fullmatch(entry.name)
+        if found and not _alive(int(found[1])) and entry.is_file(follow_symlinks=False):
+            with suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # on Windows, os.kill would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # someone else's process, or no way to tell
+        return True
+    return True
+
+
 class ObjectStore:
     """Output bytes by SHA-256. Safe to write from several processes at once."""
 
@@ -266,6 +295,8 @@ class Cache:
     def open(cls, root: Path) -> Iterator[Cache]:
         """The cache at root, held for one build at a time: a second build waits."""
         with locked(root / "lock", f"the cache folder {root}"):
+            for folder in (root, root / "parsed", root / "builds"):
+                remove_stale_temporaries(folder)
             yield cls(root)
 
     # -- sealed files ----------------------------------------------------------------------

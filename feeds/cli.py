@@ -240,7 +240,13 @@ def build(
 @main.command()
 @SRC
 @out_option("Folder to build into and serve.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port on 127.0.0.1.",
+)
 @click.option(
     "--watch/--no-watch",
     default=True,
@@ -256,32 +262,10 @@ def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> 
     locally: run `feeds build` again before publishing OUT. A failing rebuild
     prints its errors and the last good site stays served.
     """
-    from .serve import serve as run_server
-    from .templating import default_templates_dir
+    from .serve import preview
 
-    base_url = f"http://127.0.0.1:{port}/"
-    settings = settings_for(config, base_url=base_url)
-
-    def rebuild() -> None:
-        try:
-            result = run_build(src, out, settings)
-        except FeedsError as exc:
-            report(exc.problems, as_errors=True)
-            click.echo("Rebuild failed; still serving the last good site.", err=True)
-            return
-        click.echo(
-            f"Rebuilt: {len(result.written)} written, {len(result.removed)} removed in {result.elapsed:.2f}s"
-        )
-
-    result = run_build(src, out, settings)
-    report(result.warnings)
-    click.echo(f"Built {out} ({len(result.written)} written). Serving {base_url} (Ctrl+C to stop)")
-    templates = (
-        [Path(settings.build.templates_dir)]
-        if settings.build.templates_dir
-        else [default_templates_dir()]
-    )
-    run_server(out, port, rebuild, [src, *templates] if watch else None)
+    settings = settings_for(config, base_url=f"http://127.0.0.1:{port}/")
+    preview(src, out, settings, port, watch, _Console(yes=True))
 
 
 @main.command()

@@ -173,8 +173,9 @@ def _split_body(body: list[Line]) -> _Body:
         return _Body(tuple(texts[:1]), (), tuple(texts[1:]), None, (0, 0))
     first, last = hangul[0], hangul[-1]
     stray = None
-    if last - first + 1 > len(hangul):
-        stray = next(line for line in body[first:last] if not has_hangul(line.text))
+    if last - first + 1 > len(hangul):  # English inside: a title that lost its note, perhaps
+        inside = [line for line in body[first:last] if not has_hangul(line.text)]
+        stray = next((line for line in inside if could_be_title(line.text)), inside[0])
     return _Body(
         tuple(texts[:first]),
         tuple(texts[first : last + 1]),

@@ -90,6 +90,11 @@ def template_errors(name: str) -> Iterator[None]:
         raise TemplateError(f"template not found: {exc.name}", name) from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template error: {exc}", *_template_frame(exc, name)) from None
+    except TemplateError:
+        raise
+    except Exception as exc:  # raised by what a template called: {{ 1 / 0 }}, a bad .format()
+        where = _template_frame(exc, name)
+        raise TemplateError(f"template error: {type(exc).__name__}: {exc}", *where) from None
 
 
 def _template_frame(exc: BaseException, name: str) -> tuple[str, int | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -108,3 +109,34 @@ def test_a_build_warns_once_about_newsletters_not_fit_to_send(tmp_path):
         "Warning: newsletters would come from feeds@localhost: set author_email to the address "
         "they are sent from",
     ]
+
+
+def test_the_watcher_outlives_a_rebuild_that_crashes(tmp_path):
+    """feeds serve's watcher: a rebuild failing in a way nobody foresaw is told, and the
+    watching goes on (it used to end the thread silently, and no edit was built again)."""
+    import threading
+
+    from feeds.serve import watch
+
+    (tmp_path / "a.txt").write_text("one")
+    calls, crashes, stop = [], [], threading.Event()
+
+    def rebuild() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("unforeseen")
+
+    watcher = threading.Thread(
+        target=watch, args=([tmp_path], rebuild, stop, crashes.append, 0.05), daemon=True
+    )
+    watcher.start()
+    for text in ("two", "three-three"):
+        time.sleep(0.3)
+        (tmp_path / "a.txt").write_text(text)
+        os.utime(tmp_path / "a.txt", (time.time() + len(text), time.time() + len(text)))
+    deadline = time.monotonic() + 10
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    watcher.join(5)
+    assert len(calls) >= 2 and [str(e) for e in crashes] == ["unforeseen"]

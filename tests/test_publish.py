@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import shutil
 import time
 from pathlib import Path
@@ -132,3 +133,66 @@ def test_a_damaged_cache_object_is_rendered_again_not_published(tmp_path):
     report = build(src, tmp_path / "two", settings)
     assert report.rendered == 1  # the digest's job, whose object no longer hashes to its name
     assert files(tmp_path / "two") == expected
+
+
+def seeds_site(tmp_path: Path) -> tuple[Path, object]:
+    src = tmp_path / "seeds"
+    shutil.copytree(SEEDS, src)
+    return src, make_settings(base_url="https://example.org/", cache_dir=str(tmp_path / "cache"))
+
+
+def fresh_tree(tmp_path: Path, src: Path) -> dict[str, bytes]:
+    settings = make_settings(
+        base_url="https://example.org/", cache_dir=str(tmp_path / "fresh-cache")
+    )
+    build(src, tmp_path / "fresh", settings)
+    return files(tmp_path / "fresh")
+
+
+def test_a_same_size_edit_with_its_mtime_set_back_is_put_right(tmp_path):
+    src, settings = seeds_site(tmp_path)
+    build(src, tmp_path / "dist", settings)
+    page = tmp_path / "dist" / "ko" / "2024-11-07" / "index.html"
+    original, st = page.read_bytes(), page.stat()
+    with open(page, "r+b") as file:  # in place: the same inode, the cache's object with it
+        file.write(original[:50].swapcase())
+    os.utime(page, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (page.stat().st_size, page.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    report = build(src, tmp_path / "dist", settings)
+    assert report.written == ["ko/2024-11-07/index.html"] and page.read_bytes() == original
+
+
+def test_cache_objects_damaged_in_place_after_a_cold_build_never_go_out(tmp_path):
+    """Objects are hard links with dist/: damaged in place (same size, mtime set back), dist/
+    is damaged with them. The next real build must put every one right."""
+    src, settings = seeds_site(tmp_path)
+    build(src, tmp_path / "dist", settings)
+    damaged = []
+    objects = sorted(p for p in (tmp_path / "cache" / "objects").rglob("*") if p.is_file())
+    for path in objects[::7]:
+        st = path.stat()
+        data = path.read_bytes()
+        with open(path, "r+b") as file:
+            file.write(bytes([data[0] ^ 1]))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        damaged.append(path)
+    assert len(damaged) > 20
+    (src / "2024-11-08.txt").write_text(
+        (src / "2024-11-07.txt").read_text(encoding="utf-8").replace("11월 7일", "11월 8일", 1)
+    )
+    build(src, tmp_path / "dist", settings)
+    assert files(tmp_path / "dist") == fresh_tree(tmp_path, src)
+
+
+def test_stray_folders_and_changed_permissions_are_put_right(tmp_path):
+    src, settings = seeds_site(tmp_path)
+    build(src, tmp_path / "dist", settings)
+    (tmp_path / "dist" / "stray" / "empty").mkdir(parents=True)
+    feed = tmp_path / "dist" / "en" / "atom.xml"
+    mode = feed.stat().st_mode
+    feed.chmod(0o600)
+    report = build(src, tmp_path / "dist", settings)
+    assert not (tmp_path / "dist" / "stray").exists()
+    assert feed.stat().st_mode == mode
+    assert report.written == ["en/atom.xml"]
+    assert build(src, tmp_path / "dist", settings).written == []

@@ -102,3 +102,41 @@ def test_rebuilds_on_change_and_keeps_last_good_site(server):
     log = (tmp / "serve.log").read_text()
     assert f"Error: {tmp}/seeds/broken.txt:1: expected a date header" in log
     assert get(base + "en/2024-11-08/")[0] == 200
+
+
+def test_odd_requests_get_a_page_not_a_traceback_or_a_listing(server):
+    base, tmp = server
+    assert get(base + "%00")[0] == 404
+    assert get(base + "a%00b/c")[0] == 404
+    status, _, body = get(base + "newsletters/")
+    assert status == 404 and b"Index of" not in body
+    log = (tmp / "serve.log").read_text()
+    assert "Traceback" not in log
+
+
+def test_a_port_in_use_or_out_of_range_is_one_error(tmp_path):
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "feeds", "serve", str(tmp_path / "seeds"), "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert not (tmp_path / "dist").exists()  # said before anything was built
+    wide = subprocess.run(
+        [sys.executable, "-m", "feeds", "serve", str(tmp_path / "seeds"), "--port", "99999"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wide.returncode == 2 and "99999 is not in the range 1<=x<=65535" in wide.stderr
