@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cache import BuildRecord, Cache, Written, remove_stale_temporaries, write_atomic
+from .cache import BuildRecord, Cache, Written
 from .config import Settings, mail_readiness
 from .errors import FeedsError, Problem
+from .files import remove_stale_temporaries, write_atomic
 from .inputs import Inputs, ParsedArchive
 from .pool import Pool, cpu_count
 from .publish import Dist, Staging

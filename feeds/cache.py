@@ -22,14 +22,14 @@ import functools
 import hashlib
 import os
 import pickle
-import re
 import stat
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import Problem
+from .files import FILE_MODE, remove_stale_temporaries, write_atomic
 from .locks import locked
 from .model import Note
 from .parse import Parsed
@@ -79,16 +79,6 @@ class Written(NamedTuple):
         """The file at path, as it is now, with the hash its bytes are known to have."""
         st = os.stat(path)
         return cls(sha, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()
-"""The permissions of every file a build writes (as the umask makes them)."""
 
 
 class ParsedFile(NamedTuple):
@@ -169,50 +159,6 @@ def _unsealed(data: bytes) -> memoryview | None:
     cut = data.find(b"\n")
     payload = memoryview(data)[cut + 1 :]
     return payload if cut >= 0 and data[:cut] == sha256(payload).encode() else None
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write through a temporary file and rename, so a reader sees the old file or the new one.
-
-    On plain strings: a first build writes some twenty thousand objects through it."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-_TEMPORARY = re.compile(r"\..+\.tmp-(\d+)")
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Remove what write_atomic left in folder when its process died before the rename."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        found = _TEMPORARY.fullmatch(entry.name)
-        if found and not _alive(int(found[1])) and entry.is_file(follow_symlinks=False):
-            with suppress(OSError):
-                os.unlink(entry.path)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid() or os.name == "nt":  # on Windows, os.kill would end the process
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):  # someone else's process, or no way to tell
-        return True
-    return True
 
 
 class ObjectStore:

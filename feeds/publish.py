@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import FILE_MODE, BuildRecord, Cache, ObjectStore, Output, Written, sha256
+from .cache import BuildRecord, Cache, ObjectStore, Output, Written, sha256
+from .files import FILE_MODE
 from .locks import locked
 from .pool import Pending, Pool
 from .trees import (

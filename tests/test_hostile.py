@@ -62,6 +62,7 @@ def lines(result: subprocess.CompletedProcess[str], label: str) -> list[str]:
 # -- 1. RSS readers take <description> as HTML --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_rss_summary_of_a_hostile_note_is_text_not_markup(tmp_path):
     hostile = NOTE.replace(
         "Attention 확률이", "<script>alert(1)</script> <eos> 토큰 뒤의 Attention 확률이"
@@ -142,6 +143,7 @@ def test_a_rejected_authors_line_says_why(tmp_path):
 # -- 5. a stray line before the first note, and --keep-going ------------------------------------
 
 
+@pytest.mark.slow
 def test_a_line_before_the_first_note_names_its_note_and_keep_going_publishes_the_rest(tmp_path):
     src = digests(
         tmp_path,
@@ -204,6 +206,7 @@ def test_a_file_of_nul_bytes_is_called_binary_not_empty(tmp_path):
 # -- 7-10. inputs check passed and build choked on -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_very_long_tag_gets_a_bounded_path(tmp_path):
     tag = "가" * 90  # 270 bytes: more than a file name may hold
     src = digests(tmp_path, {"d.txt": HEADER + NOTE.replace("#transformer", f"#{tag} #short")})
@@ -216,6 +219,8 @@ def test_a_very_long_tag_gets_a_bounded_path(tmp_path):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tag", "why"),
     [
@@ -257,6 +262,7 @@ def test_dates_and_parts_out_of_range_are_errors(tmp_path, header, message):
     assert lines(result, "Error") == [f"Error: {src / 'd.txt'}:1: {message}"]
 
 
+@pytest.mark.slow
 def test_a_note_with_ten_thousand_tags_is_refused(tmp_path):
     tags = " ".join(f"#t{n}" for n in range(10_000))
     src = digests(tmp_path, {"d.txt": HEADER + NOTE.replace("#transformer", tags)})
@@ -285,6 +291,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
 
+@pytest.mark.slow
 def test_a_disk_that_takes_no_more_is_one_error_and_dist_stays(tmp_path):
     src = tmp_path / "seeds"
     subprocess.run(["cp", "-r", str(SEEDS), str(src)], check=True)
@@ -300,6 +307,7 @@ def test_a_disk_that_takes_no_more_is_one_error_and_dist_stays(tmp_path):
     assert {p: p.read_bytes() for p in (tmp_path / "dist").rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_dist_as_a_link_is_built_through_it(tmp_path):
     src = tmp_path / "seeds"
     subprocess.run(["cp", "-r", str(SEEDS), str(src)], check=True)
@@ -316,6 +324,7 @@ def test_dist_as_a_link_is_built_through_it(tmp_path):
     assert "more-" in (tmp_path / "www" / "ko" / "2024-11-07" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_what_a_killed_state_write_left_is_removed(tmp_path):
     src = tmp_path / "seeds"
     subprocess.run(["cp", "-r", str(SEEDS), str(src)], check=True)
