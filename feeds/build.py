@@ -137,7 +137,9 @@ class Build:
     def load(self, inputs: Inputs, pool: Pool) -> tuple[ParsedArchive, Updates]:
         archive = inputs.load(self.cache, pool, self.settings.build.keep_going)
         previous = parse_state(inputs.state)
-        updates = resolve_updates(archive.model, previous, self.settings.site.tz, archive.note_hash)
+        archive.model, updates = resolve_updates(
+            archive.model, previous, self.settings.site.tz, archive.note_hash
+        )
         gc.freeze()  # what was loaded lives as long as the build
         self.report.warnings.extend(archive.warnings)
         self.report.errors, self.report.left_out = list(archive.errors), list(archive.left_out)

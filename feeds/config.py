@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError, Problem
+from .links import DEFAULT_PAPER_SEARCH
 from .model import LANGS, Lang
 
 DEFAULT_BASE_URL = "http://localhost:8000/"
@@ -78,6 +79,7 @@ class SiteSettings:
     unsubscribe_url: str | None = field(default=None, metadata=_URL)
     unsubscribe_mailto: str | None = None
     subscribe_url: str | None = field(default=None, metadata=_URL)
+    paper_search_url: str = field(default=DEFAULT_PAPER_SEARCH, metadata={"check": "search"})
 
     @property
     def tz(self) -> ZoneInfo:
@@ -204,6 +206,10 @@ def _check_value(key: _Key, value: Any) -> tuple[Any, str | None]:
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return None, "an absolute http(s) URL"
+    elif check == "search":
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc or "{title}" not in text:
+            return None, "an absolute http(s) URL with {title} where the title goes"
     elif check == "timezone":
         try:
             ZoneInfo(text)

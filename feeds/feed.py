@@ -1,6 +1,8 @@
-"""RSS 2.0, Atom 1.0 and JSON Feed 1.1 per language and per tag, and the OPML list of them all.
+"""RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents of a feed, and the OPML list of them all.
 
-The only module that imports feedgen.
+A feed's subscription document holds its newest items and links, as RFC 5005 says, to
+archive documents of older ones (fh:archive, current, prev-archive, next-archive; as
+`atom:link` in RSS, `next_url` in JSON Feed). The only module that imports feedgen.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ import functools
 import html
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import jinja2
@@ -19,7 +21,7 @@ import jinja2
 from . import __version__
 from .config import SiteSettings
 from .i18n import TEXT
-from .model import LANGS, DigestRef, Lang, Note, clean_text
+from .model import LANGS, DigestRef, Lang, Note, Page, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
@@ -27,18 +29,17 @@ from .urls import (
     FeedFormat,
     Urls,
     archive_page_path,
-    lang_feed_path,
-    tag_feed_path,
+    feed_path,
     tag_page_path,
     tag_slug,
 )
-from .views import note_view
+from .views import NoteViews
 
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
-
+_HISTORY_NS = "http://purl.org/syndication/history/1.0"
 
 ITEM_TEMPLATE = "feed_item.html"
 """The HTML content of one feed item."""
@@ -46,7 +47,7 @@ ITEM_TEMPLATE = "feed_item.html"
 
 @dataclass(frozen=True)
 class Item:
-    """One note as a feed item in one language."""
+    """One item of a feed, as every format writes it."""
 
     id: str
     url: str
@@ -56,21 +57,30 @@ class Item:
     published: datetime
     updated: datetime
     tags: tuple[str, ...]
+    external_url: str | None = None  # the paper the note is about
 
 
 @dataclass(frozen=True)
 class Channel:
+    """One document of a feed: what it is, where it is, and where its neighbours are."""
+
     lang: Lang
     title: str
     description: str
-    page_url: str
-    self_urls: dict[FeedFormat, str]
+    page_url: str  # the web page the feed follows
+    urls: dict[FeedFormat, str]  # this document, per format
     paths: dict[FeedFormat, str]
+    current: dict[FeedFormat, str]  # the subscription document, per format
+    older: dict[FeedFormat, str] | None = None  # prev-archive
+    newer: dict[FeedFormat, str] | None = None  # next-archive
+    archive: bool = False  # an archive document (fh:archive)
+    links: dict[str, str] = field(default_factory=dict)  # more feed-level links, by rel
 
 
 @dataclass(frozen=True, slots=True)
 class FeedEntry:
-    """A note as a feed holds it: where it appeared, and when it last changed (None: never)."""
+    """A note as a feed holds it: where it appeared, and when it last changed in the feed's
+    language (None: never)."""
 
     digest: DigestRef
     index: int
@@ -78,35 +88,79 @@ class FeedEntry:
     updated: datetime | None
 
 
-def _item(entry: FeedEntry, lang: Lang, settings: SiteSettings, env: jinja2.Environment) -> Item:
-    view = note_view(entry.digest.id, entry.note, lang, Urls(settings.base_url))
-    note, commentary, url = view.note, view.commentary, view.url
+def note_item(
+    entry: FeedEntry, lang: Lang, settings: SiteSettings, env: jinja2.Environment
+) -> Item:
+    """A note as an item of a feed in one language."""
+    view = NoteViews(settings)(entry.digest.id, entry.note, lang)
+    note = view.note
     content = render(
         env,
         ITEM_TEMPLATE,
+        item=view,
         note=note,
-        commentary=commentary,
+        commentary=view.commentary,
         lang=lang,
         text=TEXT[lang],
         tag_links=view.tag_links,
     )
     published = entry.digest.note_published(entry.index, settings.tz)
-    summary = (commentary or note.abstract or (note.title,))[0]
     return Item(
-        id=url,
-        url=url,
+        id=view.url,
+        url=view.url,
         title=note.title,
         content_html=content.strip(),
-        summary=summary,
+        summary=(view.commentary or note.abstract or (note.title,))[0],
         published=published,
         updated=entry.updated or published,
         tags=note.tags,
+        external_url=view.paper_url,
     )
+
+
+def note_channel(lang: Lang, tag: str | None, page: Page, settings: SiteSettings) -> Channel:
+    """A document of the feed of one language (tag None) or of one tag in it."""
+    urls = Urls(settings.base_url)
+    slug = tag_slug(tag) if tag is not None else None
+    if tag is None:
+        title, description = settings.title[lang], settings.description[lang]
+        web = archive_page_path(lang)
+    else:
+        title = TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=tag)
+        description = TEXT[lang]["tag_feed_description"].format(tag=tag)
+        web = tag_page_path(lang, slug or "")
+
+    def at(number: int | None) -> dict[FeedFormat, str]:
+        return {fmt: feed_path(lang, slug, fmt, number) for fmt in FEED_FORMATS}
+
+    def linked(number: int | None) -> dict[FeedFormat, str] | None:
+        return None if number is None else {f: urls.of(p) for f, p in at(number).items()}
+
+    paths = at(page.number)
+    return Channel(
+        lang,
+        title,
+        description,
+        urls.of(web),
+        {fmt: urls.of(path) for fmt, path in paths.items()},
+        paths,
+        {fmt: urls.of(path) for fmt, path in at(None).items()},
+        linked(page.older),
+        linked(page.newer) if page.number is not None else None,
+        archive=page.number is not None,
+    )
+
+
+def render_feed(
+    channel: Channel, items: Sequence[Item], settings: SiteSettings
+) -> list[tuple[str, bytes]]:
+    """The Atom, RSS and JSON Feed files of one document of a feed."""
+    return list(_serialise(channel, list(items), settings))
 
 
 def _feedgen(channel: Channel, items: list[Item], settings: SiteSettings) -> FeedGenerator:
     fg = import_feedgen()[0]()
-    fg.id(channel.self_urls["atom"])
+    fg.id(channel.current["atom"])  # every document of a feed is the same feed
     fg.title(clean_text(channel.title))
     fg.subtitle(clean_text(channel.description))
     fg.description(clean_text(channel.description))
@@ -114,18 +168,17 @@ def _feedgen(channel: Channel, items: list[Item], settings: SiteSettings) -> Fee
     fg.author({"name": clean_text(settings.author_name), "email": settings.author_email})
     fg.managingEditor(f"{settings.author_email} ({clean_text(settings.author_name)})")
     fg.generator("feeds", version=__version__)
-    fg.link(href=channel.page_url, rel="alternate", type="text/html")
-    if settings.websub_hub:
-        fg.link(href=settings.websub_hub, rel="hub")
     newest = max((i.updated for i in items), default=None)
-    if newest is not None:
-        fg.updated(newest)
+    fg.updated(newest if newest is not None else datetime.fromtimestamp(0, settings.tz))
+    feed_extension, paper_link = import_feedgen()[1:]
+    fg.register_extension("paper", feed_extension, paper_link, atom=True, rss=False)
     for item in items:
         fe = fg.add_entry(order="append")
         fe.id(item.id)
         fe.guid(item.id, permalink=True)
         fe.title(item.title)
         fe.link(href=item.url, rel="alternate", type="text/html")
+        fe.paper.href = item.external_url
         fe.published(item.published)
         fe.updated(item.updated)
         fe.summary(item.summary)  # Atom: text
@@ -136,25 +189,48 @@ def _feedgen(channel: Channel, items: list[Item], settings: SiteSettings) -> Fee
     return fg
 
 
+def _links(channel: Channel, fmt: FeedFormat, settings: SiteSettings) -> list[tuple[str, str]]:
+    """The feed-level links of one format, (rel, href), self first."""
+    found = [("self", channel.urls[fmt])]
+    if channel.archive:
+        found.append(("current", channel.current[fmt]))
+    if channel.older:
+        found.append(("prev-archive", channel.older[fmt]))
+    if channel.newer:
+        found.append(("next-archive", channel.newer[fmt]))
+    if settings.websub_hub and not channel.archive:
+        found.append(("hub", settings.websub_hub))
+    return found + list(channel.links.items())
+
+
 def _serialise(
     channel: Channel, items: list[Item], settings: SiteSettings
 ) -> Iterator[tuple[str, bytes]]:
     fg = _feedgen(channel, items, settings)
-    fg.link(href=channel.self_urls["atom"], rel="self", type=FEED_MEDIA_TYPES["atom"])
-    if not items:
-        fg.updated(datetime.fromtimestamp(0, settings.tz))
-    yield channel.paths["atom"], fg.atom_str(pretty=True, encoding="UTF-8")
-    fg.link(href=channel.self_urls["rss"], rel="self", type=FEED_MEDIA_TYPES["rss"], replace=True)
     fg.link(href=channel.page_url, rel="alternate", type="text/html")
-    if settings.websub_hub:
-        fg.register_extension("websub", _websub_class(settings.websub_hub), atom=False, rss=True)
+    for rel, href in _links(channel, "atom", settings):
+        if rel == "hub":
+            fg.link(href=href, rel=rel)
+        else:
+            fg.link(href=href, rel=rel, type=FEED_MEDIA_TYPES["atom"])
+    # RSS has one link and feedgen writes only the self atom:link: the rest go in as atom:link.
+    rss_links = _links(channel, "rss", settings)
+    if channel.archive:
+        fg.register_extension("history", _extension(archive=True, rss=False), atom=True, rss=False)
+    extension = _extension(archive=channel.archive, rss=True, links=tuple(rss_links[1:]))
+    fg.register_extension("links", extension, atom=False, rss=True)
+    yield channel.paths["atom"], fg.atom_str(pretty=True, encoding="UTF-8")
+    fg.link(href=rss_links[0][1], rel="self", type=FEED_MEDIA_TYPES["rss"], replace=True)
+    fg.link(href=channel.page_url, rel="alternate", type="text/html")
     yield channel.paths["rss"], fg.rss_str(pretty=True, encoding="UTF-8")
     yield channel.paths["json"], _json_feed(channel, items, settings)
 
 
 @functools.cache
-def import_feedgen() -> tuple[type[FeedGenerator], type]:
-    """feedgen's generator, and an extension that writes the WebSub hub link into RSS.
+def import_feedgen() -> tuple[type[FeedGenerator], type, type]:
+    """feedgen's generator, an extension that writes what feedgen does not (the RSS atom:link
+    elements besides self, and fh:archive), and one for an entry's `rel="related"` link
+    (feedgen 1.0 writes an entry's links without their rel).
 
     Imported when first needed: a build's main process plans while workers render, and
     importing feedgen (with lxml and dateutil) would add 20-35 ms to its start.
@@ -162,26 +238,48 @@ def import_feedgen() -> tuple[type[FeedGenerator], type]:
     from feedgen.ext.base import BaseExtension
     from feedgen.feed import FeedGenerator
 
-    class WebSubRss(BaseExtension):  # type: ignore[misc]  # feedgen is untyped
-        """feedgen writes only the self atom:link in RSS; the hub link goes in the same way."""
-
-        hub: str = ""
+    class Extras(BaseExtension):  # type: ignore[misc]  # feedgen is untyped
+        archive: bool = False
+        rss: bool = False
+        links: tuple[tuple[str, str], ...] = ()
 
         def extend_ns(self) -> dict[str, str]:
-            return {"atom": _ATOM_NS}
+            found = {"atom": _ATOM_NS} if self.rss else {}
+            return found | ({"fh": _HISTORY_NS} if self.archive else {})
 
-        def extend_rss(self, feed):  # type: ignore[no-untyped-def]
-            channel = feed[0]
-            channel.append(
-                channel.makeelement(f"{{{_ATOM_NS}}}link", {"rel": "hub", "href": self.hub})
-            )
+        def _archived(self, parent: Any) -> None:
+            if self.archive:
+                parent.append(parent.makeelement(f"{{{_HISTORY_NS}}}archive", {}))
+
+        def extend_atom(self, feed: Any) -> Any:
+            self._archived(feed)
             return feed
 
-    return FeedGenerator, WebSubRss
+        def extend_rss(self, feed: Any) -> Any:
+            channel = feed[0]
+            for rel, href in self.links:
+                channel.append(
+                    channel.makeelement(f"{{{_ATOM_NS}}}link", {"rel": rel, "href": href})
+                )
+            self._archived(channel)
+            return feed
+
+    class PaperLink(BaseExtension):  # type: ignore[misc]
+        href: str | None = None
+
+        def extend_atom(self, entry: Any) -> Any:
+            if self.href:
+                attrs = {"href": self.href, "rel": "related", "type": "text/html"}
+                entry.append(entry.makeelement(f"{{{_ATOM_NS}}}link", attrs))
+            return entry
+
+    return FeedGenerator, Extras, PaperLink
 
 
-def _websub_class(hub: str) -> type:
-    return type("WebSubRss", (import_feedgen()[1],), {"hub": hub})
+@functools.cache
+def _extension(archive: bool, rss: bool, links: tuple[tuple[str, str], ...] = ()) -> type:
+    fields = {"archive": archive, "rss": rss, "links": links}
+    return type("Extras", (import_feedgen()[1],), fields)
 
 
 def _json_feed(channel: Channel, items: list[Item], settings: SiteSettings) -> bytes:
@@ -189,32 +287,20 @@ def _json_feed(channel: Channel, items: list[Item], settings: SiteSettings) -> b
         "version": "https://jsonfeed.org/version/1.1",
         "title": clean_text(channel.title),
         "home_page_url": channel.page_url,
-        "feed_url": channel.self_urls["json"],
+        "feed_url": channel.current["json"],  # the feed's identity, on every document of it
+    }
+    if channel.older:
+        document["next_url"] = channel.older["json"]  # older items, as JSON Feed pages go
+    document |= {
         "description": clean_text(channel.description),
         "language": channel.lang,
         "authors": [
             {"name": clean_text(settings.author_name), "url": f"mailto:{settings.author_email}"}
         ],
     }
-    if settings.websub_hub:
+    if settings.websub_hub and not channel.archive:
         document["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
-    items_json = [
-        json.dumps(
-            {
-                "id": item.id,
-                "url": item.url,
-                "title": item.title,
-                "content_html": item.content_html,
-                "summary": item.summary,
-                "date_published": item.published.isoformat(),
-                "date_modified": item.updated.isoformat(),
-                "tags": list(item.tags),
-                "language": channel.lang,
-            },
-            ensure_ascii=False,
-        )
-        for item in items
-    ]
+    items_json = [json.dumps(_json_item(item, channel.lang), ensure_ascii=False) for item in items]
     # One item per line: readable and diffable, and each line comes from json's C encoder
     # (indenting everything takes the pure-Python one, a quarter of a feed's render time).
     head = json.dumps(document, ensure_ascii=False, indent=2)[: -len("\n}")]
@@ -222,35 +308,19 @@ def _json_feed(channel: Channel, items: list[Item], settings: SiteSettings) -> b
     return f'{head},\n  "items": {listed}\n}}\n'.encode()
 
 
-def render_feed(
-    lang: Lang,
-    tag: str | None,
-    entries: Sequence[FeedEntry],
-    settings: SiteSettings,
-    env: jinja2.Environment,
-) -> list[tuple[str, bytes]]:
-    """The Atom, RSS and JSON Feed files of one language (tag None) or one tag in it."""
-    urls = Urls(settings.base_url)
-    if tag is None:
-        paths = {fmt: lang_feed_path(lang, fmt) for fmt in FEED_FORMATS}
-        title, description = settings.title[lang], settings.description[lang]
-        page = archive_page_path(lang)
-    else:
-        slug = tag_slug(tag)
-        paths = {fmt: tag_feed_path(lang, slug, fmt) for fmt in FEED_FORMATS}
-        title = TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=tag)
-        description = TEXT[lang]["tag_feed_description"].format(tag=tag)
-        page = tag_page_path(lang, slug)
-    channel = Channel(
-        lang,
-        title,
-        description,
-        urls.of(page),
-        {fmt: urls.of(p) for fmt, p in paths.items()},
-        paths,
-    )
-    items = [_item(entry, lang, settings, env) for entry in entries]
-    return list(_serialise(channel, items, settings))
+def _json_item(item: Item, lang: Lang) -> dict[str, object]:
+    found: dict[str, object] = {"id": item.id, "url": item.url}
+    if item.external_url:
+        found["external_url"] = item.external_url
+    return found | {
+        "title": item.title,
+        "content_html": item.content_html,
+        "summary": item.summary,
+        "date_published": item.published.isoformat(),
+        "date_modified": item.updated.isoformat(),
+        "tags": list(item.tags),
+        "language": lang,
+    }
 
 
 def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
@@ -266,7 +336,7 @@ def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
         _outline(
             group,
             settings.title[lang],
-            urls.of(lang_feed_path(lang, "atom")),
+            urls.of(feed_path(lang, None, "atom")),
             urls.of(archive_page_path(lang)),
             lang,
         )
@@ -277,7 +347,7 @@ def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
             _outline(
                 folder,
                 title,
-                urls.of(tag_feed_path(lang, slug, "atom")),
+                urls.of(feed_path(lang, slug, "atom")),
                 urls.of(tag_page_path(lang, slug)),
                 lang,
             )

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from datetime import date
 
+from .links import pieces
 from .model import Lang
 
 _MONTHS_EN = [
@@ -52,6 +53,8 @@ TEXT: dict[Lang, dict[str, str]] = {
         "older_notes": "이전 노트",
         "newer_notes": "최근 노트",
         "home": "처음으로",
+        "commentary_in_other": "영어 코멘트",
+        "paper": "논문",
     },
     "en": {
         "language_name": "English",
@@ -80,6 +83,8 @@ TEXT: dict[Lang, dict[str, str]] = {
         "older_notes": "Older notes",
         "newer_notes": "Newer notes",
         "home": "Home",
+        "commentary_in_other": "Commentary in Korean",
+        "paper": "Paper",
     },
 }
 
@@ -105,10 +110,10 @@ def format_month(day: date, lang: Lang) -> str:
 
 
 def short_authors(authors: tuple[str, ...], lang: Lang) -> str:
-    """The first three names, then "et al." (외)."""
+    """The first three names, then "et al." (외), held to the last name by a no-break space."""
     if len(authors) <= 3:
         return ", ".join(authors)
-    return ", ".join(authors[:3]) + " " + TEXT[lang]["et_al"]
+    return ", ".join(authors[:3]) + "\u00a0" + TEXT[lang]["et_al"]
 
 
 def display_width(text: str) -> int:
@@ -129,7 +134,20 @@ def _ascii_lines(room: int) -> re.Pattern[str]:
 
 
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
-    """Wrap at spaces to `width` display columns; Korean is wrapped between words, never inside."""
+    """Wrap at spaces to `width` display columns; Korean is wrapped between words, never inside.
+    A URL stands whole on a line of its own, where mail clients can follow it."""
+    if "://" in text:
+        parts = []
+        for piece in pieces(text):
+            if piece.href and "://" in piece.text:
+                parts.append(indent + piece.text)
+            elif piece.text.strip():
+                parts.append(_wrap(piece.text, width, indent))
+        return "\n".join(parts)
+    return _wrap(text, width, indent)
+
+
+def _wrap(text: str, width: int, indent: str) -> str:
     base = display_width(indent)
     if text.isascii() and width - base >= 1:  # one column per character: let a regex find lines
         found = _ascii_lines(width - base).findall(" ".join(text.split()))

@@ -22,10 +22,18 @@ import jinja2
 from .cache import Entry, ObjectStore, Output
 from .config import SiteSettings
 from .errors import Problem
-from .feed import ITEM_TEMPLATE, FeedEntry, import_feedgen, render_feed, render_opml
-from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef
+from .feed import (
+    ITEM_TEMPLATE,
+    FeedEntry,
+    import_feedgen,
+    note_channel,
+    note_item,
+    render_feed,
+    render_opml,
+)
+from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef, Page
 from .newsletter import MJML_TEMPLATE, TEXT_TEMPLATE, render_newsletter
-from .site import DIGEST_TEMPLATE, TAG_TEMPLATE, SiteRenderer, TagPages
+from .site import DIGEST_TEMPLATE, TAG_TEMPLATE, SiteRenderer
 from .templating import make_environment, templates_hash
 from .urls import (
     HOME_PATH,
@@ -161,7 +169,7 @@ class TagPageJob(Job):
     templates: ClassVar[tuple[str, ...]] = (TAG_TEMPLATE,)
     tag: str
     notes: tuple[tuple[DigestRef, NoteRef], ...]
-    pages: TagPages
+    pages: Page
 
     def key_parts(self, keys: KeyParts) -> list[str]:
         return ["tag", self.tag, repr(self.pages), *keys.parts(self.notes, _listed(keys))]
@@ -194,17 +202,22 @@ class FeedJob(Job):
     templates: ClassVar[tuple[str, ...]] = (ITEM_TEMPLATE,)
     lang: Lang
     tag: str | None
+    page: Page
     entries: tuple[FeedEntry, ...]
 
     def key_parts(self, keys: KeyParts) -> list[str]:
         def part(e: FeedEntry) -> str:
             return f"{keys.digest(e.digest)} {e.index} {e.note.slug} {keys.note_hash(e.note)} {e.updated}"
 
-        return ["feed", self.lang, self.tag or "-", *keys.parts(self.entries, part)]
+        head = ["feed", self.lang, self.tag or "-", repr(self.page)]
+        return head + keys.parts(self.entries, part)
 
     def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
-        outputs = render_feed(self.lang, self.tag, self.entries, renderer.settings, renderer.env)
+        settings, env = renderer.settings, renderer.env
+        channel = note_channel(self.lang, self.tag, self.page, settings)
+        items = [note_item(entry, self.lang, settings, env) for entry in self.entries]
+        outputs = render_feed(channel, items, settings)
         return outputs, [], {"feeds": time.perf_counter() - start}
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Literal
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
 
 Lang = Literal["ko", "en"]
 Day = date  # for annotations inside classes with a field named `date`
@@ -140,6 +143,42 @@ def _quick_to_unpickle(cls: type) -> None:
 
 _quick_to_unpickle(Note)
 _quick_to_unpickle(Digest)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Where one document of a list sits among its documents: number None for the main one
+    (the newest items), n for the nth of the older ones, 1 the oldest."""
+
+    number: int | None = None
+    older: int | None = None  # the next older numbered document
+    newer: int | None = None  # on a numbered one: the next newer numbered one (None: the main)
+    total: int = 0  # items in the whole list, said on the main document
+
+
+def paginate(items: Sequence[T], size: int) -> list[tuple[Page, Sequence[T]]]:
+    """A list's documents, newest items first: the main one and, past two documents' worth,
+    numbered ones of older items.
+
+    Counted from the oldest item, document n holds the same `size` items whatever is added
+    later, so a new item changes the main document (which holds `size` to 2 x `size` - 1
+    items) and, once every `size` items, adds one: older ones never change again. `size` 0:
+    one document of everything.
+    """
+    full = len(items) // size if size else 0
+    if full < 2:
+        return [(Page(total=len(items)), items)]
+    oldest_first = items[::-1]
+    older = full - 1  # numbered documents; the newest full chunk stays in the main one
+    pages: list[tuple[Page, Sequence[T]]] = [
+        (
+            Page(number, number - 1 or None, number + 1 if number < older else None),
+            oldest_first[(number - 1) * size : number * size][::-1],
+        )
+        for number in range(1, older + 1)
+    ]
+    pages.append((Page(None, older, None, len(items)), oldest_first[older * size :][::-1]))
+    return pages
 
 
 def digest_id(day: date, part: int | None) -> str:

@@ -20,8 +20,8 @@ from .errors import Problem, TemplateError
 from .i18n import TEXT, format_digest_date
 from .model import Digest, Lang, clean_text
 from .templating import render
-from .urls import Urls, digest_page_path, lang_feed_path, newsletter_path, unsubscribe_url
-from .views import note_view
+from .urls import Urls, digest_page_path, feed_path, newsletter_path, unsubscribe_url
+from .views import NoteViews
 
 MJML_TEMPLATE = "newsletter.mjml"
 TEXT_TEMPLATE = "newsletter.txt"
@@ -109,7 +109,8 @@ def _compile(source: str, template: str, what: str) -> str:
 def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, object]:
     urls = Urls(settings.base_url)
     text = TEXT[lang]
-    items = [note_view(digest.id, note, lang, urls) for note in digest.notes]
+    views = NoteViews(settings)
+    items = [views(digest.id, note, lang) for note in digest.notes]
     site_title = clean_text(settings.title[lang])
     date_text = format_digest_date(digest.date, digest.part, lang)
     titles = ", ".join(i.note.title for i in items)
@@ -130,7 +131,7 @@ def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, ob
         "why": text["why"].format(title=site_title),
         "urls": {
             "digest": urls.of(digest_page_path(lang, digest.id)),
-            "feed": urls.of(lang_feed_path(lang, "atom")),
+            "feed": urls.of(feed_path(lang, None, "atom")),
             "unsubscribe": unsubscribe,
         },
     }

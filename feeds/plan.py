@@ -28,9 +28,8 @@ from .jobs import (
     render,
     warnings_of,
 )
-from .model import LANGS, Archive, DigestRef, NoteRef, tag_key
+from .model import LANGS, Archive, DigestRef, NoteRef, Page, paginate, tag_key
 from .pool import Pending, Pool
-from .site import TagPages
 from .state import Updates
 from .urls import (
     HOME_PATH,
@@ -68,30 +67,12 @@ def _tagged(
     return dict(sorted(display.items())), by_tag
 
 
-def tag_pages(notes: TagList, size: int) -> list[tuple[TagPages, TagList]]:
-    """A tag's pages: the main one and, past two pages' worth, numbered pages of older notes.
-
-    Counted from the oldest note, page n holds the same `size` notes whatever is added later,
-    so a new note changes the main page (which shows `size` to 2 x `size` - 1 notes) and, once
-    every `size` notes, adds a page: older pages are never rendered again.
-    """
-    full = len(notes) // size if size else 0
-    if full < 2:
-        return [(TagPages(total=len(notes)), notes)]
-    oldest_first = notes[::-1]
-    older = full - 1  # pages of older notes; the newest full chunk stays on the main page
-    pages = [
-        (
-            TagPages(number, number - 1 or None, number + 1 if number < older else None),
-            oldest_first[(number - 1) * size : number * size][::-1],
-        )
-        for number in range(1, older + 1)
-    ]
-    pages.append((TagPages(None, older, None, len(notes)), oldest_first[older * size :][::-1]))
-    return pages
+def tag_pages(notes: TagList, size: int) -> list[tuple[Page, TagList]]:
+    """A tag's pages: the main one and numbered ones of older notes (model.paginate)."""
+    return [(page, list(chunk)) for page, chunk in paginate(notes, size)]
 
 
-TagPageList = list[tuple[TagPages, TagList]]
+TagPageList = list[tuple[Page, TagList]]
 
 
 def _jobs(
@@ -105,24 +86,7 @@ def _jobs(
     digests = archive.digests
     # Feeds first: they cost the most to render and the least to key, so the workers start on
     # them while this process keys the rest.
-    limit = settings.feed_limit or None
-    newest: list[FeedEntry] = []
-    tagged: dict[str, list[FeedEntry]] = {key: [] for key in tags}
-    key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
-    for digest, ref in zip(digests, refs, strict=True):
-        for position, note in enumerate(digest.notes):
-            keys = {key_of.get(tag) or tag_key(tag): None for tag in note.tags}
-            wanted = [key for key in keys if limit is None or len(tagged[key]) < limit]
-            if wanted or limit is None or len(newest) < limit:
-                entry = FeedEntry(ref, position, note, updates.of(digest, note))
-                if limit is None or len(newest) < limit:
-                    newest.append(entry)
-                for found in wanted:
-                    tagged[found].append(entry)
-    for lang in LANGS:
-        yield FeedJob(lang, None, tuple(newest))
-        for key, display in tags.items():
-            yield FeedJob(lang, display, tuple(tagged[key]))
+    yield from _feed_jobs(archive, refs, settings.feed_limit, updates, tags)
 
     for index, digest in enumerate(digests):
         newer = refs[index - 1] if index > 0 else None
@@ -188,6 +152,28 @@ class Collected:
     index: dict[str, Entry]
     warnings: list[Problem]
     timings: dict[str, float]
+
+
+def _feed_jobs(
+    archive: Archive, refs: tuple[DigestRef, ...], size: int, updates: Updates, tags: dict[str, str]
+) -> Iterator[FeedJob]:
+    """Per language, its feed and each tag's feed, each as its documents (model.paginate):
+    the subscription document and, as RFC 5005 archives, numbered ones of older items."""
+    key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
+    for lang in LANGS:
+        everything: list[FeedEntry] = []
+        tagged: dict[str, list[FeedEntry]] = {key: [] for key in tags}
+        for digest, ref in zip(archive.digests, refs, strict=True):
+            for position, note in enumerate(digest.notes):
+                entry = FeedEntry(ref, position, note, updates.of(digest, note, lang))
+                everything.append(entry)
+                for key in {key_of.get(tag) or tag_key(tag): None for tag in note.tags}:
+                    tagged[key].append(entry)
+        for page, chunk in paginate(everything, size):
+            yield FeedJob(lang, None, page, tuple(chunk))
+        for key, display in tags.items():
+            for page, chunk in paginate(tagged[key], size):
+                yield FeedJob(lang, display, page, tuple(chunk))
 
 
 def plan(

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from .config import Settings
 from .errors import FeedsError, Problem
 from .templating import default_templates_dir
+from .urls import FEED_FILES, FEED_MEDIA_TYPES
 
 CONTENT_TYPES = {
     ".xml": "application/xml",
@@ -22,11 +23,6 @@ CONTENT_TYPES = {
     ".eml": "message/rfc822",
     ".txt": "text/plain; charset=utf-8",
     ".html": "text/html; charset=utf-8",
-}
-FEED_TYPES = {
-    "atom.xml": "application/atom+xml",
-    "rss.xml": "application/rss+xml",
-    "feed.json": "application/feed+json",
 }
 
 
@@ -39,8 +35,11 @@ class DistHandler(SimpleHTTPRequestHandler):
     }
 
     def guess_type(self, path: str | os.PathLike[str]) -> str:
-        name = os.path.basename(os.fspath(path))
-        return FEED_TYPES.get(name) or super().guess_type(path)
+        name = os.path.basename(os.fspath(path))  # atom.xml, or an archive's 3.atom.xml
+        for fmt, file in FEED_FILES.items():
+            if name == file or name.endswith(f".{file}"):
+                return FEED_MEDIA_TYPES[fmt]
+        return super().guess_type(path)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         page = Path(self.directory) / "404.html"

@@ -12,7 +12,7 @@ import jinja2
 
 from .config import SiteSettings
 from .i18n import TEXT, format_digest_date, format_month, short_authors
-from .model import LANGS, Digest, DigestRef, Lang, NoteRef, clean_text
+from .model import LANGS, Digest, DigestRef, Lang, NoteRef, Page, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
@@ -25,13 +25,12 @@ from .urls import (
     Urls,
     archive_page_path,
     digest_page_path,
-    lang_feed_path,
-    tag_feed_path,
+    feed_path,
     tag_index_path,
     tag_page_path,
     tag_slug,
 )
-from .views import note_view
+from .views import NoteViews
 
 DIGEST_TEMPLATE = "digest.html"
 TAG_TEMPLATE = "tag.html"
@@ -48,14 +47,7 @@ class TagEntry:
     digest_label: str
 
 
-@dataclass(frozen=True, slots=True)
-class TagPages:
-    """Where a tag page sits among the tag's pages: None for the main page (newest notes)."""
-
-    number: int | None = None
-    older: int | None = None
-    newer: int | None = None  # on an older page: the next newer one, None for the main page
-    total: int = 0  # notes with the tag, shown on the main page
+MAIN_PAGE = Page()
 
 
 def _other(lang: Lang) -> Lang:
@@ -69,6 +61,7 @@ class SiteRenderer:
         self.settings = settings
         self.env = env
         self.urls = Urls(settings.base_url)
+        self.views = NoteViews(settings)
 
     # -- shared pieces ---------------------------------------------------------------------
 
@@ -78,10 +71,7 @@ class SiteRenderer:
         title = clean_text(self.settings.title[lang])
         if display is not None:
             title = TEXT[lang]["tag_feed_title"].format(title=title, tag=display)
-        paths = {
-            fmt: (tag_feed_path(lang, slug, fmt) if slug else lang_feed_path(lang, fmt))
-            for fmt in FEED_FORMATS
-        }
+        paths = {fmt: feed_path(lang, slug, fmt) for fmt in FEED_FORMATS}
         return [
             {
                 "type": FEED_MEDIA_TYPES[fmt],
@@ -189,7 +179,8 @@ class SiteRenderer:
         )
         page["prev"] = self.digest_link(older, lang) if older else None
         page["next"] = self.digest_link(newer, lang) if newer else None
-        items = [note_view(digest.id, note, lang, self.urls) for note in digest.notes]
+        taken = frozenset(note.slug for note in digest.notes)
+        items = [self.views(digest.id, note, lang, taken) for note in digest.notes]
         return self.render(DIGEST_TEMPLATE, page=page, items=items)
 
     def tag_index(self, lang: Lang, counts: Sequence[tuple[str, int]]) -> bytes:
@@ -210,7 +201,7 @@ class SiteRenderer:
         lang: Lang,
         tag: str,
         notes: Sequence[tuple[DigestRef, NoteRef]],
-        pages: TagPages = TagPages(),
+        pages: Page = MAIN_PAGE,
     ) -> bytes:
         """Notes with one tag, newest first, each linked to its place on its digest page.
 

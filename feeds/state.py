@@ -1,47 +1,187 @@
-"""When a note was last changed, without a clock.
+"""What readers were shown before, kept beside the digests: each note's slug and when it changed.
 
-A small JSON file beside the digests (`.feeds-state.json`, meant to be committed
-with them) records a hash of every note. When a note's hash differs from the
-recorded one, the note is marked updated at one second past the later of the
-newest note time in the archive and its previous update: a time derived from
-the content, so the same input and state always give the same output, while a
-feed reader sees the edit as an update.
+A small JSON file beside the digests (`.feeds-state.json`, meant to be committed with them)
+records, per note, the slug it was first published with (so its id and permalink survive an
+edit of its title) and a hash of each of its parts. When what a language's readers see of a
+note changes, the note is marked updated in that language at one second past the later of
+the newest note time in the archive and its previous update: a time derived from the content,
+so the same input and state always give the same output, while a feed reader sees the edit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from json.encoder import encode_basestring
 from typing import Any
 
-from .model import Archive, Digest, Note
+from .model import LANGS, Archive, Digest, Lang, Note
+from .parse import slugify
 
 STATE_FILE = ".feeds-state.json"
-_VERSION = 1
+_VERSION = 2
+_PARTS = ("title", "authors", "abstract", "tags", "ko", "en")
+
+
+def _part(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, ensure_ascii=False).encode()).hexdigest()[:12]
+
+
+_NONE = _part([])
+
+
+def note_hash(note: Note) -> str:
+    """The note's content, part by part: a hash each of its title, authors, abstract, tags,
+    Korean and English commentary, joined by "."."""
+    values = (note.title, note.authors, note.abstract, note.tags, note.korean, note.english)
+    return ".".join(_part(list(v) if isinstance(v, tuple) else v) for v in values)
+
+
+def shown_hash(parts: str, lang: Lang) -> str:
+    """What readers of `lang` see of a note (its commentary, or the other language's when it
+    has none in theirs), from note_hash."""
+    title, authors, abstract, tags, ko, en = parts.split(".")
+    own, other = (ko, en) if lang == "ko" else (en, ko)
+    shown = own if own != _NONE or other == _NONE else f"other:{other}"
+    return _part([title, authors, abstract, tags, shown])
+
+
+def _v1_hash(note: Note) -> str:
+    """The one hash per note of version 1 of the state file (to read older files)."""
+    content = [note.title, note.authors, note.abstract, note.korean, note.english, note.tags]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:20]
 
 
 def note_key(digest: Digest, note: Note) -> str:
     return f"{digest.id}#{note.slug}"
 
 
-def note_hash(note: Note) -> str:
-    content = [note.title, note.authors, note.abstract, note.korean, note.english, note.tags]
-    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:20]
+@dataclass(frozen=True)
+class Known:
+    """A note as the state file recorded it."""
+
+    slug: str
+    parts: str  # note_hash; "" for a file of version 1
+    v1: str  # version 1's hash ("" otherwise)
+    updated: dict[Lang, str | None]
+
+    def score(self, parts: str) -> int:
+        """How surely a note with these parts is this one after an edit of its title."""
+        if not self.parts:
+            return 0
+        mine, theirs = self.parts.split("."), parts.split(".")
+        weights = {"authors": 2, "abstract": 3, "tags": 1, "ko": 2, "en": 2}
+        return sum(
+            w
+            for i, (name, w) in enumerate((p, weights.get(p, 0)) for p in _PARTS)
+            if name != "title" and mine[i] == theirs[i] and mine[i] != _NONE
+        )
+
+
+def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
+    """Per digest id, its notes by slug, from a state file of either version."""
+    found: dict[str, dict[str, Known]] = {}
+    if not isinstance(previous, dict) or previous.get("version") not in (1, _VERSION):
+        return found
+    notes = previous.get("notes")
+    for key, value in notes.items() if isinstance(notes, dict) else ():
+        digest_id, _, slug = str(key).partition("#")
+        if not isinstance(value, dict) or not slug:
+            continue
+        if previous["version"] == 1:
+            when = value.get("updated")
+            updated: dict[Lang, str | None] = dict.fromkeys(LANGS, when)
+            known = Known(slug, "", str(value.get("hash", "")), updated)
+        else:
+            raw = value.get("updated")
+            stamps = raw if isinstance(raw, dict) else {}
+            updated = {lang: stamps.get(lang) for lang in LANGS}
+            known = Known(slug, str(value.get("parts", "")), "", updated)
+        found.setdefault(digest_id, {})[slug] = known
+    return found
+
+
+def _match(
+    notes: tuple[Note, ...], parts: list[str], known: dict[str, Known]
+) -> list[Known | None]:
+    """The recorded note each note is, if any: with the same parts; else with the slug of its
+    title; else, its title edited, the one that shares the most of the rest."""
+    left = dict(known)
+    found: list[Known | None] = [None] * len(notes)
+    if not left:
+        return found
+    by_content: dict[str, list[str]] = {}
+    for slug, k in left.items():
+        by_content.setdefault(k.parts or f"v1:{k.v1}", []).append(slug)
+    for i, note in enumerate(notes):
+        for content in (
+            parts[i],
+            f"v1:{_v1_hash(note)}" if any(k.v1 for k in known.values()) else "",
+        ):
+            same = [s for s in by_content.get(content, ()) if s in left]
+            if same and found[i] is None:
+                found[i] = left.pop(same[0])
+    for i, note in enumerate(notes):
+        if found[i] is None and note.slug in left:
+            found[i] = left.pop(note.slug)
+    unmatched = [i for i, k in enumerate(found) if k is None]
+    if len(unmatched) * len(left) <= 40_000:  # an edited title, among a digest's few notes
+        for i in unmatched:
+            best = max(left.values(), key=lambda k: k.score(parts[i]), default=None)
+            if best is not None and best.score(parts[i]) >= 3:
+                found[i] = left.pop(best.slug)
+    return found
 
 
 @dataclass(frozen=True)
 class Updates:
-    """Per note key, when it was last updated; and the state to record for next time."""
+    """Per note key and language, when it was last updated; the state to record for next time;
+    and what changed in it since the state file was written."""
 
-    updated: dict[str, datetime]
+    updated: dict[tuple[str, Lang], datetime]
     state: dict[str, Any]
+    new: int = 0
+    edited: int = 0
 
-    def of(self, digest: Digest, note: Note) -> datetime | None:
-        return self.updated.get(note_key(digest, note))
+    def of(self, digest: Digest, note: Note, lang: Lang) -> datetime | None:
+        return self.updated.get((note_key(digest, note), lang))
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def stable_slugs(
+    archive: Archive, previous: dict[str, Any] | None
+) -> tuple[Archive, list[list[Known | None]]]:
+    """The archive with every note under the slug it was first published with (a new note
+    under its title's), and for each note what the state file knew of it."""
+    known = _known(previous)
+    digests, matched = [], []
+    for digest in archive.digests:
+        notes = digest.notes
+        found = _match(notes, [note_hash(n) for n in notes], known.get(digest.id, {}))
+        taken = {k.slug for k in found if k is not None}
+        slugs = []
+        for note, k in zip(notes, found, strict=True):
+            if k is not None:
+                slugs.append(k.slug)
+            else:
+                slug = _unique(note.slug if note.slug not in taken else slugify(note.title), taken)
+                taken.add(slug)
+                slugs.append(slug)
+        if any(n.slug != s for n, s in zip(notes, slugs, strict=True)):
+            notes = tuple(replace(n, slug=s) for n, s in zip(notes, slugs, strict=True))
+            digest = replace(digest, notes=notes)
+        digests.append(digest)
+        matched.append(found)
+    return Archive(tuple(digests)), matched
 
 
 def resolve_updates(
@@ -49,41 +189,57 @@ def resolve_updates(
     previous: dict[str, Any] | None,
     tz: tzinfo,
     hash_of: Callable[[Note], str] = note_hash,
-) -> Updates:
-    """Compare notes with the recorded hashes and date the ones that changed.
-
-    `hash_of` is note_hash, or a function that remembers its results.
-    """
-    old_notes = (
-        (previous or {}).get("notes", {}) if (previous or {}).get("version") == _VERSION else {}
-    )
+) -> tuple[Archive, Updates]:
+    """Give notes their stable slugs, compare them with what the state recorded, and date what
+    readers of each language see changed. `hash_of` is note_hash, or one that remembers."""
+    archive, matched = stable_slugs(archive, previous)
     newest = max((d.note_published(0, tz) for d in archive.digests if d.notes), default=None)
-    updated: dict[str, datetime] = {}
-    notes: dict[str, dict[str, str | None]] = {}
-    for digest in archive.digests:
-        for index, note in enumerate(digest.notes):
-            key, digest_hash = note_key(digest, note), hash_of(note)
-            old = old_notes.get(key)
-            when: datetime | None = None
-            if old is not None and old.get("updated"):
-                when = datetime.fromisoformat(old["updated"])
-            if old is not None and old.get("hash") != digest_hash and newest is not None:
-                base = max(newest, when or digest.note_published(index, tz))
-                when = base + timedelta(seconds=1)
-            if when is not None:
-                updated[key] = when
-            notes[key] = {"hash": digest_hash, "updated": when.isoformat() if when else None}
-    return Updates(updated, {"version": _VERSION, "notes": dict(sorted(notes.items()))})
+    updated: dict[tuple[str, Lang], datetime] = {}
+    notes: dict[str, dict[str, Any]] = {}
+    new = edited = 0
+    for digest, found in zip(archive.digests, matched, strict=True):
+        for index, (note, old) in enumerate(zip(digest.notes, found, strict=True)):
+            key, parts = note_key(digest, note), hash_of(note)
+            new += old is None
+            edited += old is not None and bool(
+                (old.parts and old.parts != parts) or (old.v1 and old.v1 != _v1_hash(note))
+            )
+            when: dict[Lang, str | None] = {}
+            for lang in LANGS:
+                stamp = old.updated.get(lang) if old is not None else None
+                changed = old is not None and (
+                    (old.v1 and old.v1 != _v1_hash(note))
+                    or (old.parts and shown_hash(old.parts, lang) != shown_hash(parts, lang))
+                )
+                if changed and newest is not None:
+                    base = max(
+                        newest,
+                        datetime.fromisoformat(stamp)
+                        if stamp
+                        else digest.note_published(index, tz),
+                    )
+                    stamp = (base + timedelta(seconds=1)).isoformat()
+                if stamp:
+                    updated[(key, lang)] = datetime.fromisoformat(stamp)
+                when[lang] = stamp
+            notes[key] = {"parts": parts, "updated": when}
+    state = {"version": _VERSION, "notes": dict(sorted(notes.items()))}
+    return archive, Updates(updated, state, new, edited)
 
 
 def dump_state(state: dict[str, Any]) -> bytes:
     """The state as JSON with one note per line, so an edit shows as a one-line diff."""
     string = encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str, in C
 
-    def line(key: str, value: dict[str, str | None]) -> str:
-        updated = value["updated"]
-        when = "null" if updated is None else string(updated)
-        return f'{string(key)}: {{"hash": {string(value["hash"] or "")}, "updated": {when}}}'
+    def stamp(value: str | None) -> str:
+        return "null" if value is None else string(value)
+
+    def line(key: str, value: dict[str, Any]) -> str:
+        when = value["updated"]
+        return (
+            f'{string(key)}: {{"parts": {string(value["parts"])}, "updated": '
+            f'{{"ko": {stamp(when["ko"])}, "en": {stamp(when["en"])}}}}}'
+        )
 
     notes = ",\n".join(line(key, value) for key, value in state["notes"].items())
     return f'{{"version": {state["version"]:d}, "notes": {{\n{notes}\n}}}}\n'.encode()
@@ -98,3 +254,11 @@ def parse_state(data: bytes | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return state if isinstance(state, dict) else None
+
+
+def changes(updates: Updates) -> Iterator[str]:
+    """What a build changed in the state file, said in a few words."""
+    if updates.new:
+        yield f"{updates.new} new notes"
+    if updates.edited:
+        yield f"{updates.edited} edited"

@@ -12,6 +12,7 @@ from jinja2 import meta
 
 from .errors import TemplateError
 from .i18n import wrap
+from .links import linkify
 
 
 def default_templates_dir() -> Path:
@@ -36,6 +37,7 @@ def make_environment(templates_dir: str | None) -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["wrap"] = wrap
+    env.filters["linkify"] = linkify
     return env
 
 

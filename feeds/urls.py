@@ -49,12 +49,13 @@ def tag_slug(tag: str) -> str:
     return slug
 
 
-def lang_feed_path(lang: Lang, fmt: FeedFormat) -> str:
-    return f"{lang}/{FEED_FILES[fmt]}"
-
-
-def tag_feed_path(lang: Lang, slug: str, fmt: FeedFormat) -> str:
-    return f"{lang}/tags/{slug}/{FEED_FILES[fmt]}"
+def feed_path(lang: Lang, slug: str | None, fmt: FeedFormat, number: int | None = None) -> str:
+    """A document of the feed of a language (slug None) or of one tag in it: the subscription
+    document (`ko/atom.xml`, `ko/tags/moe/atom.xml`), or with a number one of its archive
+    documents, 1 the oldest (`ko/feeds/1.atom.xml`)."""
+    folder = lang if slug is None else f"{lang}/tags/{slug}"
+    name = FEED_FILES[fmt] if number is None else f"feeds/{number}.{FEED_FILES[fmt]}"
+    return f"{folder}/{name}"
 
 
 OPML_PATH = "feeds.opml"

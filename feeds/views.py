@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .i18n import short_authors
+from .config import SiteSettings
+from .i18n import TEXT, short_authors
+from .links import paper_url
 from .model import Lang, Note, clean_note
+from .parse import slugify
 from .urls import Urls
+
+
+def other(lang: Lang) -> Lang:
+    return "en" if lang == "ko" else "ko"
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +21,10 @@ class NoteView:
     """One note of a digest, in one language, with every text cleaned and every URL made.
 
     `authors` is the short list (the first three names, then "et al."); the whole list is
-    `note.authors`.
+    `note.authors`. The commentary is in `commentary_lang`: the page's language, or the other
+    one (with `commentary_label` saying so) when the note has none in the page's language.
+    `aliases`: other anchors that lead to the note (its title's slug, when the note keeps the
+    slug it was first published with).
     """
 
     note: Note
@@ -22,17 +32,41 @@ class NoteView:
     url: str
     authors: str
     commentary: tuple[str, ...]
+    commentary_lang: Lang
+    commentary_label: str | None
     tag_links: tuple[tuple[str, str], ...]
+    paper_url: str
+    aliases: tuple[str, ...]
 
 
-def note_view(digest_id: str, note: Note, lang: Lang, urls: Urls) -> NoteView:
-    """The view of one note of a digest in one language."""
-    note = clean_note(note)
-    return NoteView(
-        note=note,
-        slug=note.slug,
-        url=urls.note(lang, digest_id, note.slug),
-        authors=short_authors(note.authors, lang),
-        commentary=note.commentary_for(lang),
-        tag_links=urls.tag_links(lang, note.tags),
-    )
+class NoteViews:
+    """Makes the views of notes, for one site."""
+
+    def __init__(self, site: SiteSettings):
+        self.urls = Urls(site.base_url)
+        self.search = site.paper_search_url
+
+    def __call__(
+        self, digest_id: str, note: Note, lang: Lang, taken: frozenset[str] = frozenset()
+    ) -> NoteView:
+        """The view of one note of a digest in one language; `taken`: every anchor of its
+        digest page, so that an alias never shares one."""
+        note = clean_note(note)
+        shown: Lang = (
+            lang if note.commentary(lang) or not note.commentary(other(lang)) else other(lang)
+        )
+        title_slug = slugify(note.title)
+        return NoteView(
+            note=note,
+            slug=note.slug,
+            url=self.urls.note(lang, digest_id, note.slug),
+            authors=short_authors(note.authors, lang),
+            commentary=note.commentary(shown),
+            commentary_lang=shown,
+            commentary_label=None if shown == lang else TEXT[lang]["commentary_in_other"],
+            tag_links=self.urls.tag_links(lang, note.tags),
+            paper_url=paper_url(
+                note.title, (*note.abstract, *note.korean, *note.english), self.search
+            ),
+            aliases=(title_slug,) if title_slug != note.slug and title_slug not in taken else (),
+        )

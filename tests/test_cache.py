@@ -304,10 +304,10 @@ MARK = "zz-template-edit"
 
 
 def _job_counts(dist: Path) -> dict[str, int]:
-    """How many jobs of each kind a build has, from what they write: a feed job one atom.xml, a
+    """How many jobs of each kind a build has, from what they write: a feed job one *atom.xml, a
     digest job and a tag page job one page per language each."""
     return {
-        "feeds": len(list(dist.rglob("atom.xml"))),
+        "feeds": len(list(dist.rglob("*atom.xml"))),  # a document of a feed: one of each format
         "digests": len(list((dist / "ko").glob("[0-9]*/index.html"))),
         "tag pages": len(list((dist / "ko" / "tags").glob("*/*.html"))),
     }

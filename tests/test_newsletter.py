@@ -73,7 +73,7 @@ def html_text(html: str) -> str:
     """The text a reader sees in an HTML document (entities decoded)."""
     parser = _Text()
     parser.feed(html)
-    return " ".join(parser.parts)
+    return "".join(parser.parts)
 
 
 def squash(text: str) -> str:
@@ -126,7 +126,8 @@ def test_eml_headers_and_parts(dist, archive, lang):
             assert squash(note.title) in squash(text)
             for paragraph in note.commentary(lang):
                 assert paragraph in visible
-                assert squash(paragraph) in squash(text)
+                # the text part puts each URL on a line of its own: compare without the breaks
+                assert "".join(paragraph.split()) in "".join(text.split())
             assert f"{BASE}{lang}/{digest.id}/#{note.slug}" in html
 
 
@@ -136,7 +137,7 @@ def test_html_content_rules(dist):
     assert "<title>ML 논문 노트 · 2024년 11월 7일</title>" in html
     preheader = re.search(r'<div style="display:none[^>]*>(.*?)</div>', html, re.S)
     assert preheader and preheader[1].strip().startswith("이번 호의 논문: How Transformers Solve")
-    assert "word-break: keep-all" in re.search(r"<p style=\"[^\"]*\">트랜스포머", html)[0]
+    assert "word-break: keep-all" in re.search(r"<p style=\"[^\"]*\"[^>]*>트랜스포머", html)[0]
     assert "<script" not in html.lower()
     assert "fonts.googleapis" not in html and "@import" not in html
     assert not re.search(r"<link[^>]+stylesheet", html)
@@ -146,7 +147,7 @@ def test_html_content_rules(dist):
     assert f'href="{UNSUB}?token=__RECIPIENT_TOKEN__"' in html
     assert f'href="{BASE}ko/atom.xml"' in html
     assert all('alt="' in img for img in re.findall(r"<img[^>]*>", html))
-    assert "Guan Zhe Hong, Nishanth Dikkala, Enming Luo 외" in html
+    assert "Guan Zhe Hong, Nishanth Dikkala, Enming Luo\u00a0외" in html  # no break before 외
     assert "Large language models (LLMs) have shown" not in html  # the abstract stays on the web
 
 
