@@ -23,7 +23,7 @@ from .files import remove_stale_temporaries, write_atomic
 from .inputs import Inputs, ParsedArchive
 from .pool import Pool, cpu_count
 from .publish import Dist, Staging
-from .state import STATE_FILE, Updates, dump_state, parse_state, resolve_updates
+from .state import STATE_FILE, Updates, changes, dump_state, parse_state, resolve_updates
 
 if TYPE_CHECKING:  # the renderers are imported only by a build with something to render
     from .plan import Collected, Planned, Progress
@@ -39,6 +39,7 @@ class BuildReport:
     warnings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)  # of digests left out (keep_going)
     left_out: list[str] = field(default_factory=list)  # digest files left out (keep_going)
+    state_changed: str | None = None  # what changed in .feeds-state.json ("2 new notes")
     timings: dict[str, float] = field(default_factory=dict)
     bytes_written: int = 0
     rendered: int = 0
@@ -102,7 +103,7 @@ class Build:
             with self.pool() as pool, self.dist.staging(self.cache, pool) as staging:
                 archive, updates = self.load(inputs, pool)
                 planned = self.plan(archive, updates, inputs.salt, staging, pool)
-                state = self.keep(archive, updates)  # while the workers render
+                state = self.keep(archive, updates, inputs.state)  # while the workers render
                 collected = self.render(planned, pool)
                 files = self.publish(staging, collected)
             self.record(inputs, state, collected, files)
@@ -166,10 +167,20 @@ class Build:
         self.report.rendered, self.report.reused = planned.rendered, planned.reused
         return planned
 
-    def keep(self, archive: ParsedArchive, updates: Updates) -> bytes:
-        """What needs nothing rendered: the parse cache saved, the note state serialised."""
+    def keep(self, archive: ParsedArchive, updates: Updates, before: bytes | None) -> bytes:
+        """What needs nothing rendered: the parse cache saved, the note state serialised (and,
+        with frozen_state, refused if it would change: it dates what readers see)."""
         self.cache.save_parsed(archive.parsed)
         state = dump_state(updates.state)
+        if state != before:
+            said = ", ".join(changes(updates)) or "rewritten"
+            self.report.state_changed = said
+            if self.settings.build.frozen_state:
+                raise FeedsError(
+                    f"the build would change it ({said}): build where the digests are written "
+                    f"and commit {STATE_FILE} with them",
+                    str(self.src / STATE_FILE),
+                )
         self._time("write")
         return state
 

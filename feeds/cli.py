@@ -199,6 +199,12 @@ def out_option(help: str) -> Callable[[F], F]:
     help="Publish the digests that parse, leaving out those with errors (exit status 1).",
 )
 @click.option(
+    "--frozen-state",
+    is_flag=True,
+    default=None,
+    help="Fail, publishing nothing, if .feeds-state.json would change (for CI).",
+)
+@click.option(
     "--verbose", "-v", is_flag=True, help="List every warning, not the first few of each kind."
 )
 @handle_errors
@@ -210,6 +216,7 @@ def build(
     feed_limit: int | None,
     workers: int | None,
     keep_going: bool | None,
+    frozen_state: bool | None,
     verbose: bool,
 ) -> None:
     """Build the digests in SRC (default seeds/) into feeds, newsletters and pages in OUT.
@@ -219,8 +226,9 @@ def build(
     are removed. Settings come from [tool.feeds] in pyproject.toml (or
     --config), then FEEDS_* environment variables, then these options.
     """
+    options = {"keep_going": keep_going, "frozen_state": frozen_state}
     settings = settings_for(
-        config, base_url=base_url, feed_limit=feed_limit, workers=workers, keep_going=keep_going
+        config, base_url=base_url, feed_limit=feed_limit, workers=workers, **options
     )
     progress = ProgressLine() if sys.stderr.isatty() else None
     try:
@@ -230,6 +238,9 @@ def build(
             progress.close()
     report([*result.errors, *result.warnings], verbose=verbose)
     click.echo(result.summary(out))
+    if result.state_changed:
+        state = src / ".feeds-state.json"
+        click.echo(f"Updated {state} ({result.state_changed}): commit it with the digests.")
     if result.left_out:
         click.echo(f"Left out {len(result.left_out)} digest files with errors:", err=True)
         for source in result.left_out:

@@ -98,6 +98,7 @@ class BuildSettings:
     workers: int = 0
     templates_dir: str | None = None
     keep_going: bool = False  # publish what parsed when some digests have errors (exit 1)
+    frozen_state: bool = False  # refuse to build when .feeds-state.json would change (CI)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ so what it prints and the status it exits with are checked from outside."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,8 +34,14 @@ def feeds(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def seeds(tmp_path: Path) -> str:
+    """A copy of the seeds (a build writes the note state beside them)."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    return str(tmp_path / "seeds")
+
+
 def test_a_build_prints_its_summary_and_exits_0(tmp_path):
-    result = feeds("build", str(SEEDS), "--out", "dist", cwd=tmp_path)
+    result = feeds("build", seeds(tmp_path), "--out", "dist", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Built dist: 231 written, 0 unchanged, 0 removed in ")
     assert result.stdout.endswith(")\n") and result.stderr == ""
@@ -78,9 +85,10 @@ print(" ".join(sorted(m for m in ("feedgen", "mjml", "lxml", "feeds.jobs") if m 
 
 def test_a_no_change_build_imports_no_renderer(tmp_path):
     """The no-change path reads the inputs and stops: feedgen, MRML and lxml stay unloaded."""
-    assert feeds("build", str(SEEDS), "--out", "dist", cwd=tmp_path).returncode == 0
+    src = seeds(tmp_path)
+    assert feeds("build", src, "--out", "dist", cwd=tmp_path).returncode == 0
     again = subprocess.run(
-        [sys.executable, "-c", LAZY, str(SEEDS)],
+        [sys.executable, "-c", LAZY, src],
         cwd=tmp_path,
         env=ENV,
         capture_output=True,
@@ -96,7 +104,7 @@ def test_a_build_warns_once_about_newsletters_not_fit_to_send(tmp_path):
         k: v for k, v in ENV.items() if k not in ("FEEDS_AUTHOR_EMAIL", "FEEDS_UNSUBSCRIBE_MAILTO")
     }
     result = subprocess.run(
-        [sys.executable, "-m", "feeds", "build", str(SEEDS), "--out", "dist"],
+        [sys.executable, "-m", "feeds", "build", seeds(tmp_path), "--out", "dist"],
         cwd=tmp_path,  # no pyproject.toml here: no unsubscribe target, From feeds@localhost
         env=env,
         capture_output=True,

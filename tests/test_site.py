@@ -387,3 +387,40 @@ def test_tag_with_many_notes_moves_older_ones_to_pages_that_never_change(tmp_pat
         or (out / "en" / "tags" / tag / name).stat().st_mtime_ns != mtime
     ]
     assert changed == [numbered[-1].name]  # only its "newer" link moved to the new page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not VNU.is_file() or not shutil.which("java"),
+    reason="vnu.jar (npm vnu-jar) or java missing; .ci/run installs it",
+)
+def test_english_pages_of_korean_only_notes_say_their_language(tmp_path):
+    """The Nu checker warns when a page marked lang="en" reads as Korean: the Korean
+    commentary of notes that have no English one is marked lang="ko"."""
+    import random
+
+    rng = random.Random(3)
+    words = [
+        "모델",
+        "학습",
+        "어텐션",
+        "레이어",
+        "토큰",
+        "스케일링",
+        "데이터",
+        "손실",
+        "추론",
+        "언어",
+        "트랜스포머",
+        "확산",
+    ]
+    lines = ["2024년 11월 9일"]
+    for n in range(10):
+        lines += [f"Paper Title Number {n}", "(Ada Kim, Bo Lee)", "An abstract in English."]
+        lines += [" ".join(rng.choice(words) for _ in range(40)) + " 결과입니다.", "#scaling"]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "2024-11-09.txt").write_text("\n".join(lines) + "\n")
+    build(tmp_path / "src", tmp_path / "dist", site())
+    page = tmp_path / "dist" / "en" / "2024-11-09" / "index.html"
+    result = subprocess.run(["java", "-jar", str(VNU), str(page)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
