@@ -132,7 +132,8 @@ class Build:
     def pool(self) -> Pool:
         from .jobs import start_renderer
 
-        renderer = (self.settings.site, self.settings.build.templates_dir, self.cache.objects.root)
+        build, cache = self.settings.build, self.cache
+        renderer = (self.settings.site, build.templates_dir, cache.objects.root, cache.items.path)
         return Pool(self.settings.build.workers or cpu_count(), start_renderer, renderer)
 
     def load(self, inputs: Inputs, pool: Pool) -> tuple[ParsedArchive, Updates]:
@@ -206,6 +207,7 @@ class Build:
     ) -> None:
         self.cache.save_index(collected.index)
         self.cache.objects.collect_garbage({o.sha for o in collected.outputs.values()})
+        self.cache.items.collect_garbage(collected.items)
         state_path = self.src / STATE_FILE
         if not (state_path.exists() and state_path.read_bytes() == state):
             write_atomic(state_path, state)

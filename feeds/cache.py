@@ -7,6 +7,8 @@ Layout of cache_dir:
     parsed/0 … parsed/f    per digest file, by a hash of its name and bytes: the parsed digest
                            (sixteen files, by the hash's first digit)
     inputs                 per digest file (absolute path), its stat and the parse key it vouches for
+    items.sqlite           each note's feed item per language, as every format writes it
+                           (feeds.fragments; SQLite, shared by the workers)
     builds/<id>            per output folder: the input fingerprint of its last build (first,
                            readable alone) and, per file, SHA-256, size, mtime and inode as written
 
@@ -30,6 +32,7 @@ from typing import Any, NamedTuple
 
 from .errors import Problem
 from .files import FILE_MODE, remove_stale_temporaries, write_atomic
+from .fragments import ItemStore
 from .locks import locked
 from .model import Note
 from .parse import Parsed
@@ -234,6 +237,7 @@ class Cache:
     def __init__(self, root: Path):
         self.root = root
         self.objects = ObjectStore(root / "objects")
+        self.items = ItemStore(root / "items.sqlite")
         self._parsed_keys: dict[str, set[str]] = {}  # per shard, as loaded
 
     @classmethod
@@ -243,7 +247,11 @@ class Cache:
         with locked(root / "lock", f"the cache folder {root}"):
             for folder in (root, root / "parsed", root / "builds"):
                 remove_stale_temporaries(folder)
-            yield cls(root)
+            cache = cls(root)
+            try:
+                yield cache
+            finally:
+                cache.items.close()
 
     # -- sealed files ----------------------------------------------------------------------
 

@@ -3,6 +3,11 @@
 A feed's subscription document holds its newest items and links, as RFC 5005 says, to
 archive documents of older ones (fh:archive, current, prev-archive, next-archive; as
 `atom:link` in RSS, `next_url` in JSON Feed). The only module that imports feedgen.
+
+Items are rendered apart from the documents that list them (`render_items`: each item as
+feedgen writes it inside a document, as a Fragment) and spliced into each document
+(`render_feed`), so that a note's item is rendered once however many feeds list it; the bytes
+are those feedgen writes for the whole document (tests/test_feeds.py checks it).
 """
 
 from __future__ import annotations
@@ -10,18 +15,18 @@ from __future__ import annotations
 import functools
 import html
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from xml.etree import ElementTree
 
 import jinja2
 
 from . import __version__
 from .config import SiteSettings
+from .fragments import Fragment
 from .i18n import TEXT
-from .model import LANGS, DigestRef, Lang, Note, Page, clean_text
+from .model import DigestRef, Lang, Note, Page, clean_text
 from .templating import render
 from .urls import (
     FEED_FORMATS,
@@ -87,6 +92,11 @@ class FeedEntry:
     note: Note
     updated: datetime | None
 
+    def dates(self, settings: SiteSettings) -> tuple[datetime, datetime]:
+        """When it was published, and when it last changed in the feed's language."""
+        published = self.digest.note_published(self.index, settings.tz)
+        return published, self.updated or published
+
 
 def note_item(
     entry: FeedEntry, lang: Lang, settings: SiteSettings, env: jinja2.Environment
@@ -104,7 +114,7 @@ def note_item(
         text=TEXT[lang],
         tag_links=view.tag_links,
     )
-    published = entry.digest.note_published(entry.index, settings.tz)
+    published, updated = entry.dates(settings)
     return Item(
         id=view.url,
         url=view.url,
@@ -112,7 +122,7 @@ def note_item(
         content_html=content.strip(),
         summary=(view.commentary or note.abstract or (note.title,))[0],
         published=published,
-        updated=entry.updated or published,
+        updated=updated,
         tags=note.tags,
         external_url=view.paper_url,
     )
@@ -151,14 +161,59 @@ def note_channel(lang: Lang, tag: str | None, page: Page, settings: SiteSettings
     )
 
 
+def render_items(items: Sequence[Item], lang: Lang) -> list[Fragment]:
+    """Each item as the documents of a feed in `lang` write it: feedgen writes them all in one
+    document, which is cut at the items (text and attributes escape "<", so the markers that
+    start an item cannot occur inside one)."""
+    if not items:
+        return []
+    fg = _bare_feedgen()
+    for item in items:
+        _add_entry(fg, item)
+    atom = _cut(fg.atom_str(pretty=True, encoding="UTF-8"), _ATOM_ITEM, _ATOM_END)
+    rss = _cut(fg.rss_str(pretty=True, encoding="UTF-8"), _RSS_ITEM, _RSS_END)
+    json_items = [json.dumps(_json_item(item, lang), ensure_ascii=False).encode() for item in items]
+    return [Fragment(*formats) for formats in zip(atom, rss, json_items, strict=True)]
+
+
+_ATOM_ITEM, _ATOM_END = b"  <entry>\n", b"</feed>\n"
+_RSS_ITEM, _RSS_END = b"    <item>\n", b"  </channel>\n</rss>\n"
+
+
+def _cut(document: bytes, start: bytes, end: bytes) -> list[bytes]:
+    _, *items = document.split(start)
+    assert items and items[-1].endswith(end), "feedgen wrote a document of another shape"
+    items[-1] = items[-1][: -len(end)]
+    return [start + item for item in items]
+
+
+def _splice(document: bytes, end: bytes, items: Iterable[bytes]) -> bytes:
+    assert document.endswith(end), "feedgen wrote a document of another shape"
+    return b"".join((document[: -len(end)], *items, end))
+
+
 def render_feed(
-    channel: Channel, items: Sequence[Item], settings: SiteSettings
+    channel: Channel, items: Sequence[Fragment], updated: datetime | None, settings: SiteSettings
 ) -> list[tuple[str, bytes]]:
-    """The Atom, RSS and JSON Feed files of one document of a feed."""
-    return list(_serialise(channel, list(items), settings))
+    """The Atom, RSS and JSON Feed files of one document of a feed, holding these items
+    (render_items); `updated`: when the newest of them changed (None: the document is empty)."""
+    return list(_serialise(channel, items, updated, settings))
 
 
-def _feedgen(channel: Channel, items: list[Item], settings: SiteSettings) -> FeedGenerator:
+def _bare_feedgen() -> FeedGenerator:
+    """A generator with what each format requires of a document, to write items in."""
+    fg = import_feedgen()[0]()
+    fg.id("-")
+    fg.title("-")
+    fg.description("-")
+    fg.link(href="-", rel="alternate")
+    fg.updated(datetime.fromtimestamp(0, UTC))
+    feed_extension, paper_link = import_feedgen()[1:]
+    fg.register_extension("paper", feed_extension, paper_link, atom=True, rss=False)
+    return fg
+
+
+def _feedgen(channel: Channel, updated: datetime | None, settings: SiteSettings) -> FeedGenerator:
     fg = import_feedgen()[0]()
     fg.id(channel.current["atom"])  # every document of a feed is the same feed
     fg.title(clean_text(channel.title))
@@ -168,25 +223,24 @@ def _feedgen(channel: Channel, items: list[Item], settings: SiteSettings) -> Fee
     fg.author({"name": clean_text(settings.author_name), "email": settings.author_email})
     fg.managingEditor(f"{settings.author_email} ({clean_text(settings.author_name)})")
     fg.generator("feeds", version=__version__)
-    newest = max((i.updated for i in items), default=None)
-    fg.updated(newest if newest is not None else datetime.fromtimestamp(0, settings.tz))
-    feed_extension, paper_link = import_feedgen()[1:]
-    fg.register_extension("paper", feed_extension, paper_link, atom=True, rss=False)
-    for item in items:
-        fe = fg.add_entry(order="append")
-        fe.id(item.id)
-        fe.guid(item.id, permalink=True)
-        fe.title(item.title)
-        fe.link(href=item.url, rel="alternate", type="text/html")
-        fe.paper.href = item.external_url
-        fe.published(item.published)
-        fe.updated(item.updated)
-        fe.summary(item.summary)  # Atom: text
-        fe.description(html.escape(item.summary, quote=False))  # RSS readers take it as HTML
-        fe.content(item.content_html, type="html")
-        for tag in item.tags:
-            fe.category(term=tag)
+    fg.updated(updated if updated is not None else datetime.fromtimestamp(0, settings.tz))
     return fg
+
+
+def _add_entry(fg: FeedGenerator, item: Item) -> None:
+    fe = fg.add_entry(order="append")
+    fe.id(item.id)
+    fe.guid(item.id, permalink=True)
+    fe.title(item.title)
+    fe.link(href=item.url, rel="alternate", type="text/html")
+    fe.paper.href = item.external_url
+    fe.published(item.published)
+    fe.updated(item.updated)
+    fe.summary(item.summary)  # Atom: text
+    fe.description(html.escape(item.summary, quote=False))  # RSS readers take it as HTML
+    fe.content(item.content_html, type="html")
+    for tag in item.tags:
+        fe.category(term=tag)
 
 
 def _links(channel: Channel, fmt: FeedFormat, settings: SiteSettings) -> list[tuple[str, str]]:
@@ -204,9 +258,9 @@ def _links(channel: Channel, fmt: FeedFormat, settings: SiteSettings) -> list[tu
 
 
 def _serialise(
-    channel: Channel, items: list[Item], settings: SiteSettings
+    channel: Channel, items: Sequence[Fragment], updated: datetime | None, settings: SiteSettings
 ) -> Iterator[tuple[str, bytes]]:
-    fg = _feedgen(channel, items, settings)
+    fg = _feedgen(channel, updated, settings)
     fg.link(href=channel.page_url, rel="alternate", type="text/html")
     for rel, href in _links(channel, "atom", settings):
         if rel == "hub":
@@ -219,11 +273,13 @@ def _serialise(
         fg.register_extension("history", _extension(archive=True, rss=False), atom=True, rss=False)
     extension = _extension(archive=channel.archive, rss=True, links=tuple(rss_links[1:]))
     fg.register_extension("links", extension, atom=False, rss=True)
-    yield channel.paths["atom"], fg.atom_str(pretty=True, encoding="UTF-8")
+    atom = fg.atom_str(pretty=True, encoding="UTF-8")
+    yield channel.paths["atom"], _splice(atom, _ATOM_END, (i.atom for i in items))
     fg.link(href=rss_links[0][1], rel="self", type=FEED_MEDIA_TYPES["rss"], replace=True)
     fg.link(href=channel.page_url, rel="alternate", type="text/html")
-    yield channel.paths["rss"], fg.rss_str(pretty=True, encoding="UTF-8")
-    yield channel.paths["json"], _json_feed(channel, items, settings)
+    rss = fg.rss_str(pretty=True, encoding="UTF-8")
+    yield channel.paths["rss"], _splice(rss, _RSS_END, (i.rss for i in items))
+    yield channel.paths["json"], _json_feed(channel, [i.json for i in items], settings)
 
 
 @functools.cache
@@ -282,7 +338,7 @@ def _extension(archive: bool, rss: bool, links: tuple[tuple[str, str], ...] = ()
     return type("Extras", (import_feedgen()[1],), fields)
 
 
-def _json_feed(channel: Channel, items: list[Item], settings: SiteSettings) -> bytes:
+def _json_feed(channel: Channel, items_json: list[bytes], settings: SiteSettings) -> bytes:
     document: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": clean_text(channel.title),
@@ -300,12 +356,11 @@ def _json_feed(channel: Channel, items: list[Item], settings: SiteSettings) -> b
     }
     if settings.websub_hub and not channel.archive:
         document["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
-    items_json = [json.dumps(_json_item(item, channel.lang), ensure_ascii=False) for item in items]
     # One item per line: readable and diffable, and each line comes from json's C encoder
     # (indenting everything takes the pure-Python one, a quarter of a feed's render time).
-    head = json.dumps(document, ensure_ascii=False, indent=2)[: -len("\n}")]
-    listed = "[\n    " + ",\n    ".join(items_json) + "\n  ]" if items_json else "[]"
-    return f'{head},\n  "items": {listed}\n}}\n'.encode()
+    head = json.dumps(document, ensure_ascii=False, indent=2)[: -len("\n}")].encode()
+    listed = b"[\n    " + b",\n    ".join(items_json) + b"\n  ]" if items_json else b"[]"
+    return b"".join((head, b',\n  "items": ', listed, b"\n}\n"))
 
 
 def _json_item(item: Item, lang: Lang) -> dict[str, object]:
@@ -321,51 +376,3 @@ def _json_item(item: Item, lang: Lang) -> dict[str, object]:
         "tags": list(item.tags),
         "language": lang,
     }
-
-
-def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
-    """An OPML 2.0 subscription list: per language, the language feed, then a folder of tag feeds."""
-    urls = Urls(settings.base_url)
-    opml = ElementTree.Element("opml", version="2.0")
-    head = ElementTree.SubElement(opml, "head")
-    ElementTree.SubElement(head, "title").text = clean_text(" / ".join(settings.title.values()))
-    ElementTree.SubElement(head, "ownerName").text = clean_text(settings.author_name)
-    body = ElementTree.SubElement(opml, "body")
-    for lang in LANGS:
-        group = ElementTree.SubElement(body, "outline", text=TEXT[lang]["language_name"])
-        _outline(
-            group,
-            settings.title[lang],
-            urls.of(feed_path(lang, None, "atom")),
-            urls.of(archive_page_path(lang)),
-            lang,
-        )
-        folder = ElementTree.SubElement(group, "outline", text=TEXT[lang]["tags"])
-        for display in tags:
-            slug = tag_slug(display)
-            title = TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=display)
-            _outline(
-                folder,
-                title,
-                urls.of(feed_path(lang, slug, "atom")),
-                urls.of(tag_page_path(lang, slug)),
-                lang,
-            )
-    ElementTree.indent(opml)
-    data: bytes = ElementTree.tostring(opml, encoding="UTF-8", xml_declaration=True)
-    return data + b"\n"
-
-
-def _outline(
-    parent: ElementTree.Element, title: str, xml_url: str, html_url: str, lang: Lang
-) -> None:
-    ElementTree.SubElement(
-        parent,
-        "outline",
-        type="rss",
-        text=clean_text(title),
-        title=clean_text(title),
-        xmlUrl=xml_url,
-        htmlUrl=html_url,
-        language=lang,
-    )

@@ -29,10 +29,12 @@ from .feed import (
     note_channel,
     note_item,
     render_feed,
-    render_opml,
+    render_items,
 )
+from .fragments import Fragment, ItemStore
 from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef, Page
 from .newsletter import MJML_TEMPLATE, TEXT_TEMPLATE, render_newsletter
+from .opml import render_opml
 from .site import DIGEST_TEMPLATE, TAG_TEMPLATE, SiteRenderer
 from .templating import make_environment, templates_hash
 from .urls import (
@@ -74,6 +76,7 @@ class KeyParts:
             for kind in KINDS
         }
         self.note_hash = note_hash
+        self._item_salt = self.salts[FeedJob].hexdigest()[:16]
         self._parts: dict[int, tuple[object, str]] = {}  # id -> (the object, to pin the id; part)
 
     def part(self, thing: Any, make: Callable[[Any], str]) -> str:
@@ -93,6 +96,14 @@ class KeyParts:
 
     def digest(self, ref: DigestRef | None) -> str:
         return "-" if ref is None else self.part(ref, _ref)
+
+    def item(self, entry: FeedEntry, lang: Lang, digest_part: str) -> str:
+        """An entry's item key in the item store (feeds.fragments): everything its item
+        depends on (the salt of feeds, the digest (`digest`), the note's place and hash, and
+        when it changed). The same for every feed that lists the note."""
+        note = entry.note
+        hashed = self.note_hash(note)
+        return f"{self._item_salt} {lang} {digest_part} {entry.index} {note.slug} {hashed} {entry.updated}"
 
     def key(self, job: Job) -> str:
         """The job's render key: a hash of everything its outputs depend on."""
@@ -125,6 +136,10 @@ class Job:
     def source(self) -> str | None:
         """The digest file its warnings are about, if any (stored without it: it may move)."""
         return None
+
+    def item_keys(self) -> tuple[str, ...]:
+        """The feed items it lists, by key in the item store (feeds.fragments)."""
+        return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,20 +219,21 @@ class FeedJob(Job):
     tag: str | None
     page: Page
     entries: tuple[FeedEntry, ...]
+    items: tuple[str, ...]  # each entry's item key (KeyParts.items)
 
     def key_parts(self, keys: KeyParts) -> list[str]:
-        def part(e: FeedEntry) -> str:
-            return f"{keys.digest(e.digest)} {e.index} {e.note.slug} {keys.note_hash(e.note)} {e.updated}"
+        return ["feed", self.lang, self.tag or "-", repr(self.page), *self.items]
 
-        head = ["feed", self.lang, self.tag or "-", repr(self.page)]
-        return head + keys.parts(self.entries, part)
+    def item_keys(self) -> tuple[str, ...]:
+        return self.items
 
     def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
-        settings, env = renderer.settings, renderer.env
+        settings = renderer.settings
         channel = note_channel(self.lang, self.tag, self.page, settings)
-        items = [note_item(entry, self.lang, settings, env) for entry in self.entries]
-        outputs = render_feed(channel, items, settings)
+        items = renderer.items_of(self.lang, self.entries, self.items)
+        updated = max((entry.dates(settings)[1] for entry in self.entries), default=None)
+        outputs = render_feed(channel, items, updated, settings)
         return outputs, [], {"feeds": time.perf_counter() - start}
 
 
@@ -257,11 +273,33 @@ KINDS: tuple[type[Job], ...] = (DigestJob, TagPageJob, FeedJob)
 class Renderer:
     """Runs jobs with one Jinja environment; writes their outputs into the object store."""
 
-    def __init__(self, settings: SiteSettings, templates_dir: str | None, store: ObjectStore):
+    def __init__(
+        self,
+        settings: SiteSettings,
+        templates_dir: str | None,
+        store: ObjectStore,
+        items: ItemStore,
+    ):
         self.settings = settings
         self.store = store
+        self.items = items
         self.env = make_environment(templates_dir)
         self.site = SiteRenderer(settings, self.env)
+
+    def items_of(
+        self, lang: Lang, entries: Sequence[FeedEntry], keys: Sequence[str]
+    ) -> list[Fragment]:
+        """The entries' feed items: from the item store, the missing ones rendered (and kept)."""
+        found = self.items.get_many(keys)
+        missing = [
+            (key, entry) for key, entry in zip(keys, entries, strict=True) if key not in found
+        ]
+        if missing:
+            views = [note_item(entry, lang, self.settings, self.env) for _, entry in missing]
+            made = dict(zip((key for key, _ in missing), render_items(views, lang), strict=True))
+            self.items.put_many(made)
+            found |= made
+        return [found[key] for key in keys]
 
     def run(self, job: Job) -> Rendered:
         outputs, warnings, seconds = job.render(self)
@@ -287,11 +325,13 @@ def warnings_of(job: Job, entry: Entry) -> list[Problem]:
 _RENDERER: Renderer | None = None
 
 
-def start_renderer(settings: SiteSettings, templates_dir: str | None, objects: Path) -> None:
+def start_renderer(
+    settings: SiteSettings, templates_dir: str | None, objects: Path, items: Path
+) -> None:
     """In each worker (and, with one worker, in the build's process): the renderer `render`
     uses, with feedgen imported and the templates compiled while the build loads the archive."""
     global _RENDERER
-    _RENDERER = Renderer(settings, templates_dir, ObjectStore(objects))
+    _RENDERER = Renderer(settings, templates_dir, ObjectStore(objects), ItemStore(items))
     import_feedgen()  # here, not in the build's main process, which only plans
     for name in _RENDERER.env.list_templates(extensions=["html", "mjml", "txt", "xml"]):
         with contextlib.suppress(Exception):  # a broken one is reported by the job that uses it

@@ -28,7 +28,7 @@ from .jobs import (
     render,
     warnings_of,
 )
-from .model import LANGS, Archive, DigestRef, NoteRef, Page, paginate, tag_key
+from .model import LANGS, Archive, DigestRef, Lang, NoteRef, Page, paginate, tag_key
 from .pool import Pending, Pool
 from .state import Updates
 from .urls import (
@@ -82,11 +82,12 @@ def _jobs(
     updates: Updates,
     tags: dict[str, str],
     pages_of: dict[str, TagPageList],
+    keys: KeyParts,
 ) -> Iterator[Job]:
     digests = archive.digests
     # Feeds first: they cost the most to render and the least to key, so the workers start on
     # them while this process keys the rest.
-    yield from _feed_jobs(archive, refs, settings.feed_limit, updates, tags)
+    yield from _feed_jobs(archive, refs, settings.feed_limit, updates, tags, keys)
 
     for index, digest in enumerate(digests):
         newer = refs[index - 1] if index > 0 else None
@@ -110,6 +111,7 @@ class Planned:
     index: dict[str, Entry]  # key -> outputs, for the cached jobs
     rendering: list[tuple[str, Pending[Rendered]]]
     site_wide: Pending[Rendered]
+    items: set[str]  # the key of every feed item in use
     timings: dict[str, float]
 
     @property
@@ -141,7 +143,7 @@ class Planned:
             timings[stage] = timings.get(stage, 0.0) + seconds
         warnings = [w for key, job in self.jobs for w in warnings_of(job, index[key])]
         ordered = {key: index[key] for key, _ in self.jobs}
-        return Collected(outputs, ordered, warnings, timings)
+        return Collected(outputs, ordered, warnings, self.items, timings)
 
 
 @dataclass
@@ -151,29 +153,72 @@ class Collected:
     outputs: dict[str, Output]
     index: dict[str, Entry]
     warnings: list[Problem]
+    items: set[str]  # the key of every feed item in use, for the item store to keep
     timings: dict[str, float]
 
 
 def _feed_jobs(
-    archive: Archive, refs: tuple[DigestRef, ...], size: int, updates: Updates, tags: dict[str, str]
+    archive: Archive,
+    refs: tuple[DigestRef, ...],
+    size: int,
+    updates: Updates,
+    tags: dict[str, str],
+    keys: KeyParts,
 ) -> Iterator[FeedJob]:
     """Per language, its feed and each tag's feed, each as its documents (model.paginate):
-    the subscription document and, as RFC 5005 archives, numbered ones of older items."""
+    the subscription document and, as RFC 5005 archives, numbered ones of older items.
+
+    Language feeds first: they list every note once, so that the tag feeds after them find
+    their items in the item store (feeds.fragments) rather than render them again."""
     key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
+    notes = [
+        (
+            digest,
+            ref,
+            keys.digest(ref),
+            position,
+            note,
+            {key_of.get(tag) or tag_key(tag): None for tag in note.tags},
+        )
+        for digest, ref in zip(archive.digests, refs, strict=True)
+        for position, note in enumerate(digest.notes)
+    ]
+    by_lang = []
     for lang in LANGS:
-        everything: list[FeedEntry] = []
-        tagged: dict[str, list[FeedEntry]] = {key: [] for key in tags}
-        for digest, ref in zip(archive.digests, refs, strict=True):
-            for position, note in enumerate(digest.notes):
-                entry = FeedEntry(ref, position, note, updates.of(digest, note, lang))
-                everything.append(entry)
-                for key in {key_of.get(tag) or tag_key(tag): None for tag in note.tags}:
-                    tagged[key].append(entry)
-        for page, chunk in paginate(everything, size):
-            yield FeedJob(lang, None, page, tuple(chunk))
+        listed: Listed = ([], [])  # every note's entry, and its item key
+        tagged: dict[str, Listed] = {key: ([], []) for key in tags}
+        for digest, ref, digest_part, position, note, note_tags in notes:
+            entry = FeedEntry(ref, position, note, updates.of(digest, note, lang))
+            item = keys.item(entry, lang, digest_part)
+            listed[0].append(entry)
+            listed[1].append(item)
+            for key in note_tags:
+                entries, items = tagged[key]
+                entries.append(entry)
+                items.append(item)
+        by_lang.append((lang, listed, tagged))
+    for lang, listed, _ in by_lang:
+        yield from _documents(lang, None, listed, size)
+    for lang, _, tagged in by_lang:
         for key, display in tags.items():
-            for page, chunk in paginate(tagged[key], size):
-                yield FeedJob(lang, display, page, tuple(chunk))
+            yield from _documents(lang, display, tagged[key], size)
+
+
+def _keys_of(tags: tuple[str, ...], key_of: dict[str, str]) -> dict[str, None]:
+    """A note's tags by key, once each (two spellings of one tag list the note once)."""
+    return {key_of.get(tag) or tag_key(tag): None for tag in tags}
+
+
+Listed = tuple[list[FeedEntry], list[str]]
+"""A feed's entries, newest first, and the item key of each."""
+
+
+def _documents(lang: Lang, tag: str | None, listed: Listed, size: int) -> Iterator[FeedJob]:
+    entries, items = listed
+    for (page, chunk), (_, keys) in zip(
+        paginate(entries, size), paginate(items, size), strict=True
+    ):
+        yield FeedJob(lang, tag, page, tuple(chunk), tuple(keys))
 
 
 def plan(
@@ -201,7 +246,9 @@ def plan(
     index: dict[str, Entry] = {}
     jobs: list[tuple[str, Job]] = []
     rendering: list[tuple[str, Pending[Rendered]]] = []
-    for job in _jobs(archive, refs, settings, updates, tags, pages_of):
+    items: set[str] = set()  # every feed item in use (feeds.fragments)
+    for job in _jobs(archive, refs, settings, updates, tags, pages_of, keys):
+        items.update(job.item_keys())
         key = keys.key(job)
         jobs.append((key, job))
         entry = known.get(key)
@@ -212,7 +259,8 @@ def plan(
         else:
             rendering.append((key, pool.submit(render, job)))  # a worker starts on it now
     pool.flush()
-    return Planned(jobs, index, rendering, site_wide, {"plan": time.perf_counter() - start})
+    timings = {"plan": time.perf_counter() - start}
+    return Planned(jobs, index, rendering, site_wide, items, timings)
 
 
 def _add(outputs: dict[str, Output], output: Output) -> None:

@@ -109,6 +109,11 @@ def _match(
 ) -> list[Known | None]:
     """The recorded note each note is, if any: with the same parts; else with the slug of its
     title; else, its title edited, the one that shares the most of the rest."""
+    if len(known) == len(notes) == len(set(parts)) and all(
+        (k := known.get(n.slug)) is not None and k.parts == p
+        for n, p in zip(notes, parts, strict=True)
+    ):
+        return [known[n.slug] for n in notes]  # as recorded (most digests, most builds)
     left = dict(known)
     found: list[Known | None] = [None] * len(notes)
     if not left:
@@ -158,7 +163,7 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def stable_slugs(
-    archive: Archive, previous: dict[str, Any] | None
+    archive: Archive, previous: dict[str, Any] | None, hash_of: Callable[[Note], str] = note_hash
 ) -> tuple[Archive, list[list[Known | None]]]:
     """The archive with every note under the slug it was first published with (a new note
     under its title's), and for each note what the state file knew of it."""
@@ -166,7 +171,7 @@ def stable_slugs(
     digests, matched = [], []
     for digest in archive.digests:
         notes = digest.notes
-        found = _match(notes, [note_hash(n) for n in notes], known.get(digest.id, {}))
+        found = _match(notes, [hash_of(n) for n in notes], known.get(digest.id, {}))
         taken = {k.slug for k in found if k is not None}
         slugs = []
         for note, k in zip(notes, found, strict=True):
@@ -192,7 +197,7 @@ def resolve_updates(
 ) -> tuple[Archive, Updates]:
     """Give notes their stable slugs, compare them with what the state recorded, and date what
     readers of each language see changed. `hash_of` is note_hash, or one that remembers."""
-    archive, matched = stable_slugs(archive, previous)
+    archive, matched = stable_slugs(archive, previous, hash_of)
     newest = max((d.note_published(0, tz) for d in archive.digests if d.notes), default=None)
     updated: dict[tuple[str, Lang], datetime] = {}
     notes: dict[str, dict[str, Any]] = {}
@@ -209,7 +214,11 @@ def resolve_updates(
                 stamp = old.updated.get(lang) if old is not None else None
                 changed = old is not None and (
                     (old.v1 and old.v1 != _v1_hash(note))
-                    or (old.parts and shown_hash(old.parts, lang) != shown_hash(parts, lang))
+                    or (
+                        old.parts
+                        and old.parts != parts
+                        and shown_hash(old.parts, lang) != shown_hash(parts, lang)
+                    )
                 )
                 if changed and newest is not None:
                     base = max(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
+from feeds.archive import load_archive
 from feeds.build import build
 from feeds.cache import BuildRecord, Cache, Written
 from feeds.config import Settings, make_settings
@@ -125,6 +127,41 @@ def test_warm_cold_and_corrupted_cache_give_the_same_dist(corpus, reference, tmp
     cold = build(src, tmp_path / "cold", site(tmp_path / "empty", workers=1))
     assert cold.reused == 0
     assert tree(tmp_path / "cold") == expected
+
+
+def test_each_feed_item_is_rendered_once_and_a_damaged_item_store_is_never_trusted(
+    corpus, reference, tmp_path
+):
+    """Feed items come from the item store (feeds.fragments): one row per note and language,
+    however many feeds list the note. A row whose bytes changed, or a store that is not a
+    database at all, must never reach dist/."""
+    ref_work, expected = reference
+    src = copy_corpus(corpus, tmp_path)
+    store = ref_work / "cache" / "items.sqlite"
+    with sqlite3.connect(store) as db:
+        (rows,) = db.execute("SELECT count(*) FROM items").fetchone()
+    notes = sum(len(d.notes) for d in load_archive(src).archive.digests)
+    assert rows == 2 * notes  # each note's item once per language, not once per feed
+
+    cache = tmp_path / "cache"
+    shutil.copytree(ref_work / "cache", cache)
+    index = cache / "index"
+    with sqlite3.connect(cache / "items.sqlite") as db:  # every item: same size, other bytes
+        db.execute("UPDATE items SET atom = replace(atom, '<title>', '<titlx>')")
+    index.unlink()  # every feed renders again, from the damaged items
+    again = build(src, tmp_path / "damaged", site(cache, workers=2))
+    assert again.rendered > 200 and tree(tmp_path / "damaged") == expected
+
+    (cache / "items.sqlite").write_bytes(b"not a database" * 1000)
+    index.unlink()
+    build(src, tmp_path / "garbage", site(cache, workers=2))
+    assert tree(tmp_path / "garbage") == expected
+    assert not (cache / "items.sqlite").exists()  # thrown away, made afresh by the next build
+    index.unlink()
+    build(src, tmp_path / "afresh", site(cache, workers=2))
+    assert tree(tmp_path / "afresh") == expected
+    with sqlite3.connect(cache / "items.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM items").fetchone() == (rows,)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -6,6 +6,7 @@ import json
 import shutil
 from datetime import datetime
 from pathlib import Path
+from unittest import mock
 from xml.etree import ElementTree
 
 import feedparser
@@ -15,11 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
+from feeds import feed
 from feeds.archive import load_archive
 from feeds.build import build
 from feeds.config import Settings, make_settings
-from feeds.feed import FeedEntry, note_channel, note_item, render_feed, render_opml
+from feeds.feed import FeedEntry, note_channel, note_item, render_feed, render_items
 from feeds.model import LANGS, Archive, Digest, Note, Page, clean_note, clean_text
+from feeds.opml import render_opml
 from feeds.templating import make_environment
 from feeds.urls import OPML_PATH
 
@@ -304,6 +307,48 @@ def test_clean_note_cleans_every_field_and_keeps_a_clean_note(title, authors, pa
         assert cleaned is note  # nothing to clean (as in every parsed note): not even a copy
 
 
+def whole_documents(channel, items, settings):
+    """The Atom and RSS documents as feedgen writes them with their items, not spliced."""
+    made = feed._feedgen
+
+    def with_items(channel, updated, settings):
+        fg = made(channel, updated, settings)
+        extension, paper_link = feed.import_feedgen()[1:]
+        fg.register_extension("paper", extension, paper_link, atom=True, rss=False)
+        for item in items:
+            feed._add_entry(fg, item)
+        return fg
+
+    with (
+        mock.patch.object(feed, "_feedgen", with_items),
+        mock.patch.object(feed, "_splice", lambda document, end, items: document),
+    ):
+        newest = max((item.updated for item in items), default=None)
+        return render_feed(channel, [], newest, settings)[:2]
+
+
+def test_items_spliced_into_a_document_are_what_feedgen_writes_for_the_whole():
+    """Each note's item is rendered once and spliced into every document that lists it: the
+    bytes must be those feedgen writes for the whole document, in every kind of document."""
+    archive = load_archive(SEEDS).archive
+    env = make_environment(None)
+    entries = [FeedEntry(d.ref, i, n, None) for d in archive.digests for i, n in enumerate(d.notes)]
+    assert len(entries) > 5
+    for lang in LANGS:
+        items = [note_item(e, lang, site().site, env) for e in entries]
+        for page in (Page(), Page(number=2, older=1, newer=3)):
+            channel = note_channel(lang, "tag", page, site().site)
+            newest = max(i.updated for i in items)
+            spliced = render_feed(channel, render_items(items, lang), newest, site().site)
+            assert spliced[:2] == whole_documents(channel, items, site().site)
+            assert json.loads(spliced[2][1])["items"] == [
+                json.loads(json.dumps(feed._json_item(i, lang))) for i in items
+            ]
+        empty = render_feed(note_channel(lang, None, Page(), site().site), [], None, site().site)
+        for path, data in empty[:2]:
+            assert read_feed(Path(path), data).bozo == 0
+
+
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -320,7 +365,9 @@ def test_hostile_text_yields_well_formed_feeds(title, author, paragraph, abstrac
         for tag in (None, "tag"):
             channel = note_channel(lang, tag, Page(), site().site)
             items = [note_item(e, lang, site().site, env) for e in entries]
-            outputs.update(render_feed(channel, items, site().site))
+            spliced = render_feed(channel, render_items(items, lang), items[0].updated, site().site)
+            assert spliced[:2] == whole_documents(channel, items, site().site)
+            outputs.update(spliced)
     for path, data in outputs.items():
         if path.endswith(".opml"):
             ElementTree.fromstring(data)
