@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ParseError, Problem
-from .model import Archive, Digest, Note, tag_key
+from .model import Archive, Digest, Note, digest_to_json, tag_key
 from .parse import Parsed, parse_file
 from .pool import Pool
 
@@ -260,3 +260,15 @@ def _display_tags(newest_first: list[Digest]) -> tuple[Digest, ...]:
     return tuple(
         replace(digest, notes=tuple(map(respell, digest.notes))) for digest in newest_first
     )
+
+
+def archive_json(folder: Path) -> tuple[dict[str, object], list[Problem], list[Problem]]:
+    """`feeds check --json`: the parsed archive as JSON (schema in the README), with its
+    warnings and errors."""
+    archive, warnings, errors, _ = read_archive(folder)
+    document: dict[str, object] = {
+        "digests": [digest_to_json(d) for d in archive.digests],
+        "warnings": [p.to_json() for p in warnings],
+        "errors": [p.to_json() for p in errors],
+    }
+    return document, list(warnings), list(errors)

@@ -3,51 +3,37 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from .archive import read_archive, summarize_archive
+from .archive import archive_json, summarize_archive
 from .config import Settings, load_settings
-from .errors import FeedsError, Problem, grouped
-from .model import digest_to_json
+from .errors import FeedsError, Problem
 from .pool import cpu_count
-
-if TYPE_CHECKING:
-    from .build import BuildReport
+from .terminal import ProgressLine, problem_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def run_build(*args: Any, **kwargs: Any) -> BuildReport:
-    """feeds.build.build, imported when a command builds: `feeds check` needs none of it."""
-    from .build import build
-
-    return build(*args, **kwargs)
 
 
 SRC = click.argument(
     "src", type=click.Path(file_okay=False, path_type=Path), default="seeds", required=False
 )
+PORT = click.IntRange(1, 65535)
+VERBOSE = click.option(
+    "--verbose", "-v", is_flag=True, help="List every warning, not the first few of each kind."
+)
 
 
 def report(problems: Iterable[Problem], as_errors: bool = False, verbose: bool = True) -> None:
-    """Print problems to stderr, one `Error: …` or `Warning: …` line each; unless verbose,
-    warnings of a kind beyond the first few as one count line."""
-    problems = list(problems)
-    for problem in problems:
-        if as_errors or problem.severity == "error":
-            click.echo(f"Error: {problem}", err=True)
-    warnings = [p for p in problems if not (as_errors or p.severity == "error")]
-    for _, line in grouped(warnings, verbose):
-        click.echo(f"Warning: {line}", err=True)
+    """Print problems to stderr (terminal.problem_lines)."""
+    for line in problem_lines(problems, as_errors, verbose):
+        click.echo(line, err=True)
 
 
 def handle_errors(command: F) -> F:
@@ -75,29 +61,6 @@ def main() -> None:
     """
 
 
-def run() -> None:
-    """The `feeds` command (and `python -m feeds`): main(), then end the process at once.
-
-    A build leaves millions of objects (the parsed archive, the render index) that a normal
-    exit frees one by one, adding a tenth of a second to every build; as mypy does, the output
-    is flushed and the process ends without that. Tests and other callers use main().
-    """
-    try:
-        main()
-        status: object = 0
-    except SystemExit as exc:
-        status = exc.code
-    if status is not None and not isinstance(status, int):
-        print(status, file=sys.stderr)  # as Python does for sys.exit("message")
-        status = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:  # a closed pipe: as the interpreter, report failure
-        status = status or 120
-    os._exit(status or 0)
-
-
 @main.command()
 @SRC
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 if there are any).")
@@ -107,9 +70,7 @@ def run() -> None:
     is_flag=True,
     help="Print the parsed archive as JSON on stdout (schema in the README).",
 )
-@click.option(
-    "--verbose", "-v", is_flag=True, help="List every warning, not the first few of each kind."
-)
+@VERBOSE
 @handle_errors
 def check(src: Path, strict: bool, as_json: bool, verbose: bool) -> None:
     """Parse every digest in SRC and report every warning and error.
@@ -117,16 +78,11 @@ def check(src: Path, strict: bool, as_json: bool, verbose: bool) -> None:
     Exits 0 when there are no errors (and, with --strict, no warnings), 1 otherwise.
     """
     if as_json:
-        archive, warnings, errors, _ = read_archive(src)
-        document = {
-            "digests": [digest_to_json(d) for d in archive.digests],
-            "warnings": [p.to_json() for p in warnings],
-            "errors": [p.to_json() for p in errors],
-        }
+        document, warnings, errors = archive_json(src)
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         summary = summarize_archive(src, workers=cpu_count())
-        warnings, errors = summary.warnings, summary.errors
+        warnings, errors = list(summary.warnings), list(summary.errors)
     report(errors)
     report(warnings, as_errors=strict, verbose=verbose)
     if not as_json:
@@ -149,24 +105,6 @@ def settings_for(config: Path | None, **overrides: Any) -> Settings:
     settings, warnings = load_settings(config, overrides)
     report(warnings)
     return settings
-
-
-class ProgressLine:
-    """A one-line status on a terminal, shown once a build has run for more than a moment."""
-
-    def __init__(self, delay: float = 0.5):
-        self.start = time.monotonic()
-        self.delay = delay
-        self.shown = False
-
-    def __call__(self, stage: str, count: int) -> None:
-        if time.monotonic() - self.start >= self.delay:
-            click.echo(f"\r\033[K{stage}: {count} files", nl=False, err=True)
-            self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            click.echo("\r\033[K", nl=False, err=True)
 
 
 def out_option(help: str) -> Callable[[F], F]:
@@ -204,9 +142,7 @@ def out_option(help: str) -> Callable[[F], F]:
     default=None,
     help="Fail, publishing nothing, if .feeds-state.json would change (for CI).",
 )
-@click.option(
-    "--verbose", "-v", is_flag=True, help="List every warning, not the first few of each kind."
-)
+@VERBOSE
 @handle_errors
 def build(
     src: Path,
@@ -230,6 +166,8 @@ def build(
     settings = settings_for(
         config, base_url=base_url, feed_limit=feed_limit, workers=workers, **options
     )
+    from .build import build as run_build  # here: `feeds check` needs none of it
+
     progress = ProgressLine() if sys.stderr.isatty() else None
     try:
         result = run_build(src, out, settings, progress)
@@ -251,19 +189,8 @@ def build(
 @main.command()
 @SRC
 @out_option("Folder to build into and serve.")
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=8000,
-    show_default=True,
-    help="Port on 127.0.0.1.",
-)
-@click.option(
-    "--watch/--no-watch",
-    default=True,
-    show_default=True,
-    help="Rebuild when a file in SRC or the templates changes.",
-)
+@click.option("--port", type=PORT, default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--watch/--no-watch", default=True, help="Rebuild when SRC or the templates change.")
 @CONFIG
 @handle_errors
 def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> None:
@@ -279,51 +206,34 @@ def serve(src: Path, out: Path, port: int, watch: bool, config: Path | None) -> 
     preview(src, out, settings, port, watch, _Console(yes=True))
 
 
+def path_option(name: str, help: str, **kw: Any) -> Callable[[F], F]:
+    """An option naming a file (a folder with dir=True)."""
+    is_dir = kw.pop("dir", False)
+    kind = click.Path(file_okay=not is_dir, dir_okay=is_dir, path_type=Path)
+    return click.option(name, type=kind, help=help, **kw)
+
+
+DB = path_option("--db", "The subscribers database (SQLite; default: the setting subscribers_db).")
+
+
 @main.command()
 @click.argument("digest_id", required=False)
-@click.option(
-    "--lang", type=click.Choice(["ko", "en"]), help="Send only this language (default: both)."
-)
-@click.option(
+@click.option("--lang", type=click.Choice(["ko", "en"]), help="Send only this language.")
+@path_option(
     "--subscribers",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="CSV file with a header: email,lang[,name]; lang is ko, en or both.",
+    "A CSV list (email,lang[,name]) to send to instead of the confirmed subscribers.",
 )
+@path_option("--unsubscribed", "Addresses never to mail, one a line (setting unsubscribed).")
 @click.option(
-    "--unsubscribed",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Addresses never to mail, one a line (overrides the setting unsubscribed).",
+    "--skip-invalid", is_flag=True, help="Send to the valid rows of a list with bad ones."
 )
-@click.option(
-    "--skip-invalid", is_flag=True, help="Send to the valid rows even if some rows are invalid."
-)
-@click.option("--dry-run", is_flag=True, help="Write every message into --outbox and send nothing.")
-@click.option(
-    "--outbox",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="outbox",
-    show_default=True,
-    help="Where --dry-run writes the messages.",
-)
-@click.option(
-    "--rate", type=click.FloatRange(min=0, min_open=True), help="At most N messages per second."
-)
-@click.option(
-    "--dist",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="dist",
-    show_default=True,
-    help="The built site to take the newsletters from.",
-)
-@click.option(
-    "--ledger",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite send ledger (default: beside the subscribers file).",
-)
+@click.option("--dry-run", is_flag=True, help="Write every message into --outbox, send nothing.")
+@path_option("--outbox", "Where --dry-run writes the messages.", dir=True, default="outbox")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="At most N a second.")
+@path_option("--dist", "The built site with the newsletters.", dir=True, default="dist")
+@DB
 @click.option("--suppressed", "list_suppressed", is_flag=True, help="List suppressed addresses.")
-@click.option(
-    "--unsuppress", multiple=True, metavar="ADDRESS", help="Allow mail to an address again."
-)
+@click.option("--unsuppress", multiple=True, metavar="ADDRESS", help="Allow mail to it again.")
 @click.option("--yes", is_flag=True, help="Do not ask before sending.")
 @CONFIG
 @handle_errors
@@ -337,39 +247,131 @@ def send(
     outbox: Path,
     rate: float | None,
     dist: Path,
-    ledger: Path | None,
+    db: Path | None,
     list_suppressed: bool,
     unsuppress: tuple[str, ...],
     yes: bool,
     config: Path | None,
 ) -> None:
-    """Mail the newsletter of DIGEST_ID to every subscriber, exactly once each.
+    """Mail the newsletter of DIGEST_ID to every confirmed subscriber, exactly once each.
 
     SMTP settings come from [tool.feeds] (smtp_host, smtp_port, smtp_user,
     smtp_security, smtp_timeout, smtp_data_timeout) or FEEDS_SMTP_* variables;
-    the password only from FEEDS_SMTP_PASSWORD. A ledger records every message,
-    so running the same send again sends only what is missing. Addresses a
-    server refused for good are suppressed for every later send: --suppressed
-    lists them, --unsuppress allows one again.
+    the password only from FEEDS_SMTP_PASSWORD. The subscribers database records
+    every message, so running the same send again sends only what is missing.
+    Addresses a server refused for good are suppressed for every later send:
+    --suppressed lists them, --unsuppress allows one again.
     """
     from . import send as sending
 
     settings = settings_for(config)
-    if subscribers is None:
-        raise FeedsError("expected --subscribers FILE.csv")
+    store = db or Path(settings.mail.subscribers_db)
     if list_suppressed or unsuppress:
-        path = ledger or sending.default_ledger(settings, subscribers)
-        for line in sending.suppressions(path, unsuppress, list_suppressed):
+        for line in sending.suppressions(store, unsuppress, list_suppressed):
             click.echo(line)
         return
     if digest_id is None:
         raise FeedsError("expected the DIGEST_ID of the newsletter to send")
+    if subscribers is not None and not subscribers.is_file():
+        raise FeedsError("cannot read the subscribers: no such file", str(subscribers))
     langs = sending.wanted_langs(lang)
     request = sending.Request(
-        digest_id, langs, subscribers, unsubscribed, skip_invalid, dist, ledger, rate
+        digest_id, langs, subscribers, unsubscribed, skip_invalid, dist, db, rate
     )
     if not sending.run(request, settings, _Console(yes), outbox if dry_run else None):
         sys.exit(1)
+
+
+def with_store(command: F) -> F:
+    """--db and --config, and errors as `Error:` lines."""
+    return DB(CONFIG(handle_errors(command)))
+
+
+def store_of(db: Path | None, config: Path | None) -> tuple[Settings, Path]:
+    settings = settings_for(config)
+    return settings, db or Path(settings.mail.subscribers_db)
+
+
+@main.group()
+def subscribers() -> None:
+    """The subscribers database and the subscription service."""
+
+
+@subscribers.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=PORT, default=8001, show_default=True, help="Port to listen on.")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@with_store
+def subscribers_serve(
+    host: str, port: int, threads: int, db: Path | None, config: Path | None
+) -> None:
+    """Serve sign-up, confirmation, preferences and one-click unsubscribe (waitress)."""
+    from .web import serve
+
+    settings, store = store_of(db, config)
+    serve(settings, store, host, port, threads, lambda line: click.echo(line, err=True))
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--confirmed", is_flag=True, help="They confirmed elsewhere: mail them.")
+@with_store
+def subscribers_import(
+    csv_file: Path, confirmed: bool, db: Path | None, config: Path | None
+) -> None:
+    """Add the subscribers of a CSV list (email,lang[,name]); known addresses stay as they are."""
+    from .lists import import_list
+
+    for line in import_list(csv_file, store_of(db, config)[1], confirmed):
+        click.echo(line)
+
+
+@subscribers.command("export")
+@with_store
+def subscribers_export(db: Path | None, config: Path | None) -> None:
+    """Print every subscriber as CSV (email,lang,status,subscribed_at,confirmed_at,left_at)."""
+    from .lists import export_list
+
+    click.echo(export_list(store_of(db, config)[1]), nl=False)
+
+
+@subscribers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per subscriber.")
+@with_store
+def subscribers_list(as_json: bool, db: Path | None, config: Path | None) -> None:
+    """List the subscribers: address, languages, status, when they came and left."""
+    from .lists import list_lines
+
+    for line in list_lines(store_of(db, config)[1], as_json):
+        click.echo(line)
+
+
+@subscribers.command("forget")
+@click.argument("addresses", nargs=-1, required=True)
+@with_store
+def subscribers_forget(addresses: tuple[str, ...], db: Path | None, config: Path | None) -> None:
+    """Erase all data of these addresses, keeping a hash so they are never mailed again."""
+    from .lists import forget
+
+    for line in forget(store_of(db, config)[1], addresses):
+        click.echo(line)
+
+
+@subscribers.command("bounces")
+@click.argument("mailbox", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--imap", metavar="URL", help="imaps://user@host[:port]/FOLDER (FEEDS_IMAP_PASSWORD)."
+)
+@with_store
+def subscribers_bounces(
+    mailbox: Path | None, imap: str | None, db: Path | None, config: Path | None
+) -> None:
+    """Read bounces and complaints (a Maildir, an mbox, or IMAP) and suppress whom they name."""
+    from .bounces import process_bounces
+
+    settings, store = store_of(db, config)
+    for line in process_bounces(settings, store, mailbox, imap):
+        click.echo(line)
 
 
 class _Console:

@@ -2,7 +2,8 @@
 
 - `SiteSettings`: what the outputs depend on. Only these enter render keys.
 - `BuildSettings`: how a build runs (cache, workers, templates folder).
-- `MailSettings`: how mail is sent (SMTP, lists, secrets).
+- `MailSettings`: how mail is sent (SMTP, the subscribers database, bounces, secrets).
+- `ServiceSettings`: how the subscription service answers (confirmation expiry, limits).
 
 Every key, its type and its check come from the dataclass fields below; secrets are read only
 from the environment and never appear in a repr.
@@ -79,6 +80,7 @@ class SiteSettings:
     unsubscribe_url: str | None = field(default=None, metadata=_URL)
     unsubscribe_mailto: str | None = None
     subscribe_url: str | None = field(default=None, metadata=_URL)
+    subscriptions_url: str | None = field(default=None, metadata=_URL)  # the service's base URL
     paper_search_url: str = field(default=DEFAULT_PAPER_SEARCH, metadata={"check": "search"})
 
     @property
@@ -114,9 +116,22 @@ class MailSettings:
     smtp_timeout: int = 300  # seconds for each command (RFC 5321 4.5.3.2)
     smtp_data_timeout: int = 600  # seconds for the reply to the end of a message
     smtp_password: Secret | None = field(default=None, repr=False, metadata=_SECRET)
-    unsubscribe_secret: Secret | None = field(default=None, repr=False, metadata=_SECRET)
+    secret_key: Secret | None = field(default=None, repr=False, metadata=_SECRET)  # signs tokens
     unsubscribed: str | None = None
-    ledger: str | None = None
+    subscribers_db: str = "subscribers.sqlite"  # subscribers, consent, suppressions, ledger
+    bounce_address: str | None = None  # VERP: bounces come back to local+token@domain
+    soft_bounce_limit: int = 3  # soft bounces in a row before an address is suppressed
+    imap_password: Secret | None = field(default=None, repr=False, metadata=_SECRET)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the subscription service answers."""
+
+    confirm_days: int = 7  # how long a confirmation link works
+    mails_per_address: int = 3  # confirmation mails to one address in a day
+    mails_per_ip: int = 20  # confirmation mails asked from one IP address in an hour
+    trusted_proxies: int = 0  # proxies in front that set X-Forwarded-For (the client's IP)
 
 
 @dataclass(frozen=True)
@@ -126,10 +141,16 @@ class Settings:
     site: SiteSettings = field(default_factory=SiteSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
 
 
-_SECTIONS: tuple[type[Any], ...] = (SiteSettings, BuildSettings, MailSettings)
-_SECTION_NAMES = {SiteSettings: "site", BuildSettings: "build", MailSettings: "mail"}
+_SECTIONS: tuple[type[Any], ...] = (SiteSettings, BuildSettings, MailSettings, ServiceSettings)
+_SECTION_NAMES = {
+    SiteSettings: "site",
+    BuildSettings: "build",
+    MailSettings: "mail",
+    ServiceSettings: "service",
+}
 
 
 @dataclass(frozen=True)
@@ -339,10 +360,10 @@ def mail_readiness(settings: Settings, sending: bool = False) -> list[str]:
     2369, and the bulk-sender rules of Gmail, Yahoo and Naver) and a real From address; and,
     when sending, the secret that signs each recipient's unsubscribe link."""
     site, found = settings.site, []
-    if not (site.unsubscribe_url or site.unsubscribe_mailto):
+    if not (site.subscriptions_url or site.unsubscribe_url or site.unsubscribe_mailto):
         found.append(
             "newsletters have no unsubscribe link or List-Unsubscribe header: set "
-            "unsubscribe_url (with FEEDS_UNSUBSCRIBE_SECRET) or unsubscribe_mailto"
+            "subscriptions_url (with FEEDS_SECRET_KEY) or unsubscribe_mailto"
         )
     domain = site.author_email.rpartition("@")[2]
     if "." not in domain or domain.endswith((".localhost", ".local", ".invalid", ".test")):
@@ -350,9 +371,14 @@ def mail_readiness(settings: Settings, sending: bool = False) -> list[str]:
             f"newsletters would come from {site.author_email}: set author_email to the address "
             "they are sent from"
         )
-    if sending and site.unsubscribe_url and not settings.mail.unsubscribe_secret:
+    links = "subscriptions_url" if site.subscriptions_url else "unsubscribe_url"
+    if (
+        sending
+        and (site.subscriptions_url or site.unsubscribe_url)
+        and not settings.mail.secret_key
+    ):
         found.append(
-            "unsubscribe_url is set but unsubscribe_secret is not (FEEDS_UNSUBSCRIBE_SECRET): "
-            "the links could be forged"
+            f"{links} is set but secret_key is not (FEEDS_SECRET_KEY): the links in the "
+            "newsletters could not be signed"
         )
     return found

@@ -1,8 +1,11 @@
-"""The lists `feeds send` reads: subscribers (CSV) and the addresses never to mail."""
+"""Lists of people: the subscribers CSV `feeds send --subscribers` and `feeds subscribers
+import` read, the addresses never to mail, and what `feeds subscribers` prints."""
 
 from __future__ import annotations
 
 import csv
+import io
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +14,7 @@ from .errors import Problem, SendError
 from .mail import Address, Recipient, parse_address
 from .mime import header_text
 from .model import Lang
+from .subscribers import Subscribers
 
 
 @dataclass(frozen=True)
@@ -165,3 +169,55 @@ def choose(
                 if sub.lang in (lang, "both")
             ]
     return chosen
+
+
+def import_list(path: Path, db: Path, confirmed: bool) -> Iterator[str]:
+    """`feeds subscribers import`: every row of a CSV list into the database, or none (every
+    bad row is an error)."""
+    rows, problems = read_subscribers(path)
+    if problems:
+        raise SendError.from_problems(problems)
+    with Subscribers.open(db) as people:
+        added = people.add(((r.address, r.lang) for r in rows), confirmed)
+    state = "confirmed" if confirmed else "unconfirmed: mailed only once they confirm"
+    yield f"Imported {added} subscribers ({state}); {len(rows) - added} known already or suppressed."
+
+
+EXPORT_COLUMNS = ("email", "lang", "status", "subscribed_at", "confirmed_at", "left_at")
+
+
+def export_list(db: Path) -> str:
+    """`feeds subscribers export`: every subscriber as CSV (importable again)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    with Subscribers.open(db) as people:
+        for row in people.all():
+            writer.writerow([row.to_json()[column] or "" for column in EXPORT_COLUMNS])
+    return out.getvalue()
+
+
+def list_lines(db: Path, as_json: bool) -> Iterator[str]:
+    """`feeds subscribers list`: one line per subscriber (as JSON: an array, one object a line)."""
+    with Subscribers.open(db) as people:
+        rows = people.all()
+    if as_json:
+        objects = [json.dumps(row.to_json(), ensure_ascii=False) for row in rows]
+        yield "[" + ",\n".join(objects) + "]"
+        return
+    for row in rows:
+        when = row.left_at or row.confirmed_at or row.subscribed_at or ""
+        yield f"{row.address}\t{row.lang}\t{row.status}\t{when}"
+    yield f"{len(rows)} subscribers, {sum(r.status == 'confirmed' for r in rows)} confirmed"
+
+
+def forget(db: Path, addresses: Iterable[str]) -> Iterator[str]:
+    """`feeds subscribers forget`: erase each address's data, keeping a hash to suppress it."""
+    with Subscribers.open(db) as people:
+        for text in addresses:
+            address = parse_address(text.strip())
+            if isinstance(address, str):
+                raise SendError(f'expected an email address, found "{text}": {address}')
+            known = people.forget(address.key)
+            said = "Forgot" if known else "Not a subscriber; never to be mailed"
+            yield f"{said}: {address.normalized}"

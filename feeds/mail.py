@@ -8,9 +8,7 @@ recipient) is sent, and the Date it is sent at.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,11 +56,13 @@ def parse_address(text: str) -> Address | str:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One message to send: an address, in one language, with the name to greet."""
+    """One message to send: an address, in one language, with the name to greet, and the
+    subscriber's id (feeds.subscribers) that their links and bounces name."""
 
     address: Address
     lang: Lang
     name: str
+    subscriber_id: str = ""
 
     @property
     def email(self) -> str:
@@ -158,12 +158,13 @@ class Unsubscribe:
         return found
 
 
-def address_token(secret: str, address: Address) -> str:
-    """`<address, base64url>.<HMAC>`: names the address and cannot be forged for another one."""
-    key = address.key.encode()
-    encoded = base64.urlsafe_b64encode(key).decode().rstrip("=")
-    mac = hmac.new(secret.encode(), key, hashlib.sha256).digest()
-    return f"{encoded}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+def bounce_sender(bounce_address: str | None, sender: str, tag: str) -> str:
+    """The envelope sender of one recipient's message: with `bounce_address` set, its VERP
+    form `local+tag@domain`, so that a bounce names whom it is about; else the From address."""
+    if not bounce_address:
+        return sender
+    local, _, domain = bounce_address.rpartition("@")
+    return f"{local}+{tag}@{domain}"
 
 
 def outbox_name(address: Address) -> str:

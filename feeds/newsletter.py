@@ -114,7 +114,7 @@ def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, ob
     site_title = clean_text(settings.title[lang])
     date_text = format_digest_date(digest.date, digest.part, lang)
     titles = ", ".join(i.note.title for i in items)
-    unsubscribe = unsubscribe_url(settings.unsubscribe_url) or (
+    unsubscribe = unsubscribe_url(settings.subscriptions_url, settings.unsubscribe_url) or (
         f"mailto:{settings.unsubscribe_mailto}?subject=unsubscribe"
         if settings.unsubscribe_mailto
         else urls.of(digest_page_path(lang, digest.id))
@@ -134,6 +134,7 @@ def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, ob
             "feed": urls.of(feed_path(lang, None, "atom")),
             "unsubscribe": unsubscribe,
         },
+        "unsubscribe_label": text["preferences" if settings.subscriptions_url else "unsubscribe"],
     }
 
 
@@ -157,7 +158,7 @@ def message(digest: Digest, lang: Lang, settings: SiteSettings, html: str, text:
         settings.title[lang],
         settings.domain,
         settings.unsubscribe_mailto,
-        unsubscribe_url(settings.unsubscribe_url),
+        unsubscribe_url(settings.subscriptions_url, settings.unsubscribe_url),
     )
     return b"".join(
         [

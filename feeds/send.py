@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -23,17 +23,21 @@ from typing import Protocol
 from .config import Settings, mail_readiness
 from .errors import Problem, SendError
 from .lists import Chosen, choose, read_subscribers, read_unsubscribed
+from .lists import Subscriber as Listed
 from .mail import (
     Newsletter,
     Recipient,
     Unsubscribe,
-    address_token,
+    bounce_sender,
     message_id,
     outbox_name,
+    parse_address,
 )
 from .model import LANGS, Lang
 from .smtp import Outcome, Relay, Result, Transaction
 from .store import Ledger
+from .subscribers import Subscribers
+from .tokens import Tokens
 from .urls import unsubscribe_url
 
 MAX_ATTEMPTS = 4
@@ -72,6 +76,9 @@ class Sender:
         self.digest_id = digest_id
         self.newsletters = newsletters
         self.domain = settings.site.domain
+        self.bounce_address = settings.mail.bounce_address
+        secret = settings.mail.secret_key
+        self.tokens = Tokens(secret.reveal()) if secret else None
         self.relay = Relay(settings.mail)
         self.ledger = ledger
         self.unsubscribe = unsubscribe
@@ -109,9 +116,13 @@ class Sender:
         key, lang = recipient.address.key, recipient.lang
         msgid = message_id(self.digest_id, lang, recipient.address, self.domain)
         who = f"{recipient.email} ({lang})"
+        envelope = newsletter.sender
+        if self.tokens is not None and recipient.subscriber_id:
+            tag = self.tokens.bounce_tag(recipient.subscriber_id)
+            envelope = bounce_sender(self.bounce_address, newsletter.sender, tag)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._pace()
-            begun = self.relay.begin(newsletter.sender, recipient.address)
+            begun = self.relay.begin(envelope, recipient.address)
             if isinstance(begun, Transaction):
                 sent_at = datetime.now(UTC)  # a mail's Date is when it is sent
                 data = newsletter.message(recipient, msgid, sent_at, self.unsubscribe)
@@ -177,12 +188,6 @@ def write_outbox(
     return len(recipients)
 
 
-def default_ledger(settings: Settings, subscribers: Path) -> Path:
-    if settings.mail.ledger:
-        return Path(settings.mail.ledger)
-    return subscribers.with_name(subscribers.stem + ".ledger.sqlite")
-
-
 def wanted_langs(lang: str | None) -> tuple[Lang, ...]:
     return LANGS if lang is None else tuple(code for code in LANGS if code == lang)
 
@@ -212,14 +217,19 @@ def summary_lines(summary: SendSummary, chosen: Chosen) -> list[str]:
 
 
 def unsubscribe_for(settings: Settings) -> Unsubscribe:
-    """How this site's recipients leave (see readiness)."""
-    secret = settings.mail.unsubscribe_secret
+    """How this site's recipients leave (see readiness): their own preferences page, which
+    one-click unsubscribes, named by a signed token (feeds.tokens)."""
+    secret = settings.mail.secret_key
+    tokens = Tokens(secret.reveal()) if secret else None
 
     def token(recipient: Recipient) -> str:
-        return address_token(secret.reveal(), recipient.address) if secret else "none"
+        if tokens is None or not recipient.subscriber_id:
+            return "none"
+        return tokens.preferences(recipient.subscriber_id)
 
-    https = unsubscribe_url(settings.site.unsubscribe_url)
-    return Unsubscribe(https, settings.site.unsubscribe_mailto, token)
+    site = settings.site
+    https = unsubscribe_url(site.subscriptions_url, site.unsubscribe_url)
+    return Unsubscribe(https, site.unsubscribe_mailto, token)
 
 
 @dataclass(frozen=True)
@@ -228,12 +238,15 @@ class Request:
 
     digest_id: str
     langs: tuple[Lang, ...]
-    subscribers: Path
+    subscribers: Path | None  # a CSV list; None: the confirmed subscribers in the database
     unsubscribed: Path | None  # None: the setting `unsubscribed`, if any
     skip_invalid: bool
     dist: Path
-    ledger: Path | None  # None: the setting `ledger`, or beside the subscribers
+    db: Path | None  # None: the setting `subscribers_db`
     rate: float | None
+
+    def store(self, settings: Settings) -> Path:
+        return self.db or Path(settings.mail.subscribers_db)
 
 
 class Console(Protocol):
@@ -246,15 +259,17 @@ class Console(Protocol):
 
 
 def run(request: Request, settings: Settings, console: Console, dry_run: Path | None) -> bool:
-    """Send (or with dry_run, write to that outbox) the digest's newsletter to the list; True
-    when every message went as it should. Raises SendError before sending anything when a
-    list or a setting is not fit to send with."""
-    rows, problems = read_subscribers(request.subscribers)
-    console.report(problems, as_errors=not request.skip_invalid)
-    if problems and not request.skip_invalid:
-        raise SendError(
-            f"nothing was sent: {len(problems)} invalid rows (fix them, or pass --skip-invalid)"
-        )
+    """Send (or with dry_run, write to that outbox) the digest's newsletter to the list, or to
+    the confirmed subscribers; True when every message went as it should. Raises SendError
+    before sending anything when a list or a setting is not fit to send with."""
+    rows: list[Listed] | None = None
+    if request.subscribers is not None:
+        rows, problems = read_subscribers(request.subscribers)
+        console.report(problems, as_errors=not request.skip_invalid)
+        if problems and not request.skip_invalid:
+            raise SendError(
+                f"nothing was sent: {len(problems)} invalid rows (fix them, or pass --skip-invalid)"
+            )
     listed = request.unsubscribed or (
         Path(settings.mail.unsubscribed) if settings.mail.unsubscribed else None
     )
@@ -265,10 +280,23 @@ def run(request: Request, settings: Settings, console: Console, dry_run: Path | 
         code: Newsletter.load(request.dist, request.digest_id, code) for code in request.langs
     }
     unsubscribe = unsubscribe_for(settings)
-    book = request.ledger or default_ledger(settings, request.subscribers)
+    book = request.store(settings)
     opened = Ledger.peek(book) if dry_run else Ledger.open(book, f"feeds send {request.digest_id}")
     with opened as ledger:
-        chosen = choose(rows, request.langs, blocked, ledger.is_suppressed)
+        people = Subscribers(ledger.db)
+        chosen = choose(
+            rows if rows is not None else _confirmed(people),
+            request.langs,
+            blocked | people.left(),
+            ledger.is_suppressed,
+        )
+        if rows is not None and dry_run is None:
+            ids = people.listed((r.address, r.lang) for r in chosen.recipients)
+        else:
+            ids = people.ids()
+        chosen.recipients = [
+            replace(r, subscriber_id=ids.get(r.address.key, "")) for r in chosen.recipients
+        ]
         counts = ", ".join(
             f"{code}: {sum(r.lang == code for r in chosen.recipients)}" for code in request.langs
         )
@@ -283,9 +311,10 @@ def run(request: Request, settings: Settings, console: Console, dry_run: Path | 
                 result=True,
             )
             return True
+        whom = "" if rows is not None else " to the confirmed subscribers"
         console.confirm(
-            f"Send {len(chosen.recipients)} messages ({counts}) of digest {request.digest_id} "
-            f"via {settings.mail.smtp_host}?"
+            f"Send {len(chosen.recipients)} messages ({counts}) of digest {request.digest_id}"
+            f"{whom} via {settings.mail.smtp_host}?"
         )
         sender = Sender(request.digest_id, newsletters, settings, ledger, unsubscribe, request.rate)
         try:
@@ -297,6 +326,16 @@ def run(request: Request, settings: Settings, console: Console, dry_run: Path | 
                 console.say(line)
             console.say(totals, result=True)
     return summary.complete
+
+
+def _confirmed(people: Subscribers) -> list[Listed]:
+    """The confirmed subscribers as a list gives them (no name to greet)."""
+    found = []
+    for row in people.all("confirmed"):
+        address = parse_address(row.address)
+        if not isinstance(address, str):  # checked when they signed up
+            found.append(Listed(address, row.lang, "", 0))
+    return found
 
 
 def suppressions(path: Path, unsuppress: Iterable[str], show: bool) -> Iterator[str]:

@@ -13,6 +13,7 @@ import jinja2
 from .config import SiteSettings
 from .i18n import TEXT, format_digest_date, format_month, short_authors
 from .model import LANGS, Digest, DigestRef, Lang, NoteRef, Page, clean_text
+from .service_text import SERVICE_TEXT
 from .templating import render
 from .urls import (
     FEED_FORMATS,
@@ -21,11 +22,13 @@ from .urls import (
     HOME_PATH,
     NOT_FOUND_PATH,
     OPML_PATH,
+    SERVICE_SUBSCRIBE,
     SITEMAP_PATH,
     Urls,
     archive_page_path,
     digest_page_path,
     feed_path,
+    service_url,
     tag_index_path,
     tag_page_path,
     tag_slug,
@@ -113,6 +116,15 @@ class SiteRenderer:
     def render(self, template: str, **context: Any) -> bytes:
         return render(self.env, template, **context).encode()
 
+    def signup(self, lang: Lang) -> dict[str, Any] | None:
+        """The newsletter sign-up form (service/_signup_form.html), posting to the
+        subscription service; None when there is no service (`subscriptions_url`)."""
+        if not self.settings.subscriptions_url:
+            return None
+        action = service_url(self.settings.subscriptions_url, SERVICE_SUBSCRIBE)
+        text = SERVICE_TEXT[lang]
+        return {"action": action, "lang": lang, "chosen": lang, "email": "", "text": text}
+
     def digest_link(self, digest: DigestRef, lang: Lang) -> dict[str, str]:
         return {
             "url": self.urls.of(digest_page_path(lang, digest.id)),
@@ -144,6 +156,7 @@ class SiteRenderer:
                     "feeds": self.feeds(lang),
                     "newsletter": newsletter,
                     "newsletter_label": newsletter.removeprefix("mailto:").split("?")[0],
+                    "signup": self.signup(lang),
                 }
             )
         title = " · ".join(clean_text(self.settings.title[lang]) for lang in LANGS)
@@ -181,7 +194,8 @@ class SiteRenderer:
         page["next"] = self.digest_link(newer, lang) if newer else None
         taken = frozenset(note.slug for note in digest.notes)
         items = [self.views(digest.id, note, lang, taken) for note in digest.notes]
-        return self.render(DIGEST_TEMPLATE, page=page, items=items)
+        signup = self.signup(lang)
+        return self.render(DIGEST_TEMPLATE, page=page, items=items, signup=signup)
 
     def tag_index(self, lang: Lang, counts: Sequence[tuple[str, int]]) -> bytes:
         """Every tag with its number of notes, as given (most used first)."""

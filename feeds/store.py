@@ -1,4 +1,9 @@
-"""The SQLite store of sending: the ledger of every message, and the suppressed addresses.
+"""The SQLite store: subscribers and their consent history (feeds.subscribers works on
+them), the ledger of every message sent, and the addresses never to mail again.
+
+One file (the setting `subscribers_db`) in WAL mode, written with `synchronous=FULL`: the
+subscription service and `feeds send` use it at once, and a write it answered for survives
+the process being killed.
 
 Each message (digest, language, address) is written down before the relay can have it and
 again when the relay took it, so that a run that dies, or a relay that does not answer,
@@ -10,6 +15,7 @@ unconfirmed (the data left, no reply came: in doubt), sent, failed (refused for 
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +27,19 @@ from .errors import SendError
 from .locks import locked
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscribers (
+    id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, address TEXT NOT NULL,
+    lang TEXT NOT NULL, status TEXT NOT NULL, nonce TEXT,
+    soft_bounces INTEGER NOT NULL DEFAULT 0,
+    subscribed_at TEXT, confirmed_at TEXT, left_at TEXT);
+CREATE TABLE IF NOT EXISTS consent (
+    subscriber TEXT NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT);
+CREATE INDEX IF NOT EXISTS consent_of ON consent (subscriber);
+CREATE TABLE IF NOT EXISTS confirmation_mails (email TEXT NOT NULL, ip TEXT NOT NULL,
+    at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS confirmation_mails_at ON confirmation_mails (at);
+CREATE TABLE IF NOT EXISTS forgotten (hash TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reports_seen (message TEXT PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
     digest TEXT NOT NULL, lang TEXT NOT NULL, email TEXT NOT NULL,
     message_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -33,8 +52,25 @@ CREATE TABLE IF NOT EXISTS suppressions (
 
 
 def now() -> str:
-    """When, for the ledger's timestamps (the one place sending reads the clock)."""
+    """When, for the store's timestamps (the one place it reads the clock)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The store at `path` (made if missing), its tables as this version knows them."""
+    try:
+        db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+    except sqlite3.Error as exc:
+        raise SendError(f"cannot use the subscribers database: {exc}", str(path)) from None
+    return db
+
+
+def forgotten_hash(email: str) -> str:
+    """What the store keeps of an address it was asked to forget: enough to know it again."""
+    return hashlib.sha256(f"feeds.forgotten:{email.casefold()}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,13 +94,7 @@ class Ledger:
         this one (`purpose`); the lock goes when the process ends, however it ends."""
         lock = path.with_name(path.name + ".lock")
         with locked(lock, f"the send ledger {path}", purpose, wait=False):
-            try:
-                db = sqlite3.connect(path, isolation_level=None, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.executescript(_SCHEMA)
-            except sqlite3.Error as exc:
-                raise SendError(f"cannot use the send ledger: {exc}", str(path)) from None
+            db = connect(path)
             try:
                 yield cls(db)
             finally:
@@ -175,7 +205,12 @@ class Ledger:
         return [Suppressed(*map(str, row)) for row in rows]
 
     def is_suppressed(self, email: str) -> bool:
-        found = self.db.execute("SELECT 1 FROM suppressions WHERE email=?", (email,))
+        """Suppressed, or forgotten (feeds.subscribers.forget)."""
+        found = self.db.execute(
+            "SELECT 1 FROM suppressions WHERE email=? UNION ALL SELECT 1 FROM forgotten "
+            "WHERE hash=?",
+            (email, forgotten_hash(email)),
+        )
         return found.fetchone() is not None
 
     def unsuppress(self, email: str) -> bool:

@@ -94,13 +94,32 @@ TOKEN_PLACEHOLDER = "__RECIPIENT_TOKEN__"
 """Where a built newsletter leaves each recipient's token, for the sender to fill in."""
 
 
-def unsubscribe_url(endpoint: str | None, token: str = TOKEN_PLACEHOLDER) -> str | None:
-    """The https unsubscribe link of one recipient at the `unsubscribe_url` setting (None: the
-    setting is unset); with the placeholder, as a built newsletter carries it."""
+def unsubscribe_url(
+    service: str | None, endpoint: str | None, token: str = TOKEN_PLACEHOLDER
+) -> str | None:
+    """The https link of one recipient's own preferences page, which one-click unsubscribes
+    when POSTed to (RFC 8058): at the subscription service (`subscriptions_url`), else at
+    the `unsubscribe_url` setting; None when neither is set. With the placeholder, as a built
+    newsletter carries it."""
+    if service:
+        return service_url(service, SERVICE_PREFERENCES, token)
     if not endpoint:
         return None
     joiner = "&" if "?" in endpoint else "?"
     return f"{endpoint}{joiner}token={token}"
+
+
+# The subscription service's pages, under its public base URL (`subscriptions_url`).
+SERVICE_SIGN_UP = ""
+SERVICE_SUBSCRIBE = "subscribe"  # POST: email, lang
+SERVICE_CONFIRM = "confirm"  # /confirm/{token}: GET shows, POST confirms
+SERVICE_PREFERENCES = "p"  # /p/{token}: GET shows, POST changes or one-click unsubscribes
+
+
+def service_url(base: str, page: str, token: str | None = None) -> str:
+    """The public URL of a page of the subscription service."""
+    base = base if base.endswith("/") else base + "/"
+    return f"{base}{page}/{token}" if token is not None else f"{base}{page}"
 
 
 @lru_cache(maxsize=16384)

@@ -20,6 +20,19 @@ from .smtp_server import Received, Recorder, SMTPServer
 BASE = "https://example.org/"
 SECRET = "s3cret"
 UNSUB = "https://example.org/unsubscribe"
+DB = "subscribers.ledger.sqlite"
+"""The subscribers database of a test (in its tmp_path): its send ledger and suppressions."""
+
+
+def token_of(tmp_path: Path, address: str) -> str:
+    """The preferences token the messages to an address carry (its id in the database)."""
+    from feeds.tokens import Tokens
+
+    with sqlite3.connect(tmp_path / DB) as db:
+        (subscriber_id,) = db.execute(
+            "SELECT id FROM subscribers WHERE email=?", (address.casefold(),)
+        ).fetchone()
+    return Tokens(SECRET).preferences(subscriber_id)
 
 
 def site(**kw: object) -> Settings:
@@ -29,7 +42,7 @@ def site(**kw: object) -> Settings:
         author_email="notes@example.org",
         unsubscribe_url=UNSUB,
         unsubscribe_mailto="leave@example.org",
-        unsubscribe_secret=SECRET,
+        secret_key=SECRET,
     )
     values.update(kw)
     return make_settings(**values)
@@ -62,7 +75,7 @@ def env_for(server: SMTPServer | None, **extra: str) -> dict[str, str]:
         "FEEDS_SMTP_SECURITY": "none",
         "FEEDS_UNSUBSCRIBE_URL": UNSUB,
         "FEEDS_UNSUBSCRIBE_MAILTO": "leave@example.org",
-        "FEEDS_UNSUBSCRIBE_SECRET": SECRET,
+        "FEEDS_SECRET_KEY": SECRET,
         "FEEDS_AUTHOR_EMAIL": "notes@example.org",
         "FEEDS_SMTP_TIMEOUT": "20",  # a test that hangs fails in seconds, not minutes
     }
@@ -88,6 +101,8 @@ def run_send(
 ) -> Result:
     subscribers = str(tmp_path / "subscribers.csv")
     args = ["send", digest, "--subscribers", subscribers, "--dist", str(dist), *extra]
+    if "--db" not in extra:
+        args += ["--db", str(tmp_path / DB)]
     return CliRunner(env=env or env_for(server)).invoke(
         main, [*args, "--yes"] if yes else args, **kw
     )
@@ -98,13 +113,14 @@ def send_process(
 ) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "feeds", "send", "2024-11-07"]
     args += ["--subscribers", str(tmp_path / "subscribers.csv"), "--dist", str(dist), "--yes"]
+    args += ["--db", str(tmp_path / DB)]
     return subprocess.Popen(
         [*args, *extra], env=env_for(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
 
 
 def ledger_rows(tmp_path: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(tmp_path / "subscribers.ledger.sqlite") as db:
+    with sqlite3.connect(tmp_path / DB) as db:
         return db.execute(
             "SELECT lang, email, message_id, status, in_doubt, attempts, first_attempt_at, "
             "last_attempt_at, sent_at FROM messages ORDER BY email, lang"

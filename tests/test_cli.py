@@ -113,7 +113,7 @@ def test_a_build_warns_once_about_newsletters_not_fit_to_send(tmp_path):
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
         "Warning: newsletters have no unsubscribe link or List-Unsubscribe header: set "
-        "unsubscribe_url (with FEEDS_UNSUBSCRIBE_SECRET) or unsubscribe_mailto",
+        "subscriptions_url (with FEEDS_SECRET_KEY) or unsubscribe_mailto",
         "Warning: newsletters would come from feeds@localhost: set author_email to the address "
         "they are sent from",
     ]

@@ -14,6 +14,7 @@ from feeds.config import (
     BuildSettings,
     MailSettings,
     Secret,
+    ServiceSettings,
     SiteSettings,
     load_settings,
     make_settings,
@@ -26,7 +27,9 @@ from .conftest import SEEDS
 
 def test_every_field_is_a_key_of_exactly_one_section():
     names = [
-        f.name for s in (SiteSettings, BuildSettings, MailSettings) for f in dataclasses.fields(s)
+        f.name
+        for s in (SiteSettings, BuildSettings, MailSettings, ServiceSettings)
+        for f in dataclasses.fields(s)
     ]
     assert sorted(names) == sorted(KEYS) and len(names) == len(set(names))
 
@@ -66,7 +69,7 @@ def test_secrets_come_only_from_the_environment_and_never_show(tmp_path):
     )
     assert "hunter2" not in str(raised.value)
 
-    env = {"FEEDS_SMTP_PASSWORD": "hunter2", "FEEDS_UNSUBSCRIBE_SECRET": "k3y"}
+    env = {"FEEDS_SMTP_PASSWORD": "hunter2", "FEEDS_SECRET_KEY": "k3y"}
     settings, _ = load_settings(None, {}, env)
     assert settings.mail.smtp_password == Secret("hunter2")
     assert settings.mail.smtp_password.reveal() == "hunter2"
@@ -80,7 +83,7 @@ def test_only_site_settings_enter_render_keys():
         make_settings(
             base_url="https://a.example/",
             smtp_host="mail.example.org",
-            unsubscribe_secret="rotated",
+            secret_key="rotated",
             workers=7,
             cache_dir="/elsewhere",
             templates_dir="/my/templates",

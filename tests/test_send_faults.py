@@ -18,6 +18,7 @@ from feeds.cli import main
 
 from .conftest import SEEDS
 from .sending import (
+    DB,
     env_for,
     expected_messages,
     ledger_rows,
@@ -146,7 +147,7 @@ def test_a_refused_address_is_suppressed_for_every_later_send(tmp_path, dist):
         assert later.exit_code == 0, later.output
         assert "skipped 1 (0 unsubscribed, 1 suppressed)" in later.stdout
         listed = CliRunner(env=env_for(server)).invoke(
-            main, ["send", "--subscribers", str(tmp_path / "subscribers.csv"), "--suppressed"]
+            main, ["send", "--db", str(tmp_path / DB), "--suppressed"]
         )
         assert listed.stdout.startswith("reader01@example.com\t")
         assert "refused: 2024-11-07 (en): 550 5.1.1 No such user" in listed.stdout
@@ -154,8 +155,8 @@ def test_a_refused_address_is_suppressed_for_every_later_send(tmp_path, dist):
             main,
             [
                 "send",
-                "--subscribers",
-                str(tmp_path / "subscribers.csv"),
+                "--db",
+                str(tmp_path / DB),
                 "--unsuppress",
                 "reader01@example.com",
             ],
@@ -250,7 +251,7 @@ def test_every_unsubscribed_line_is_an_address_or_an_error(tmp_path, dist):
         (
             {"FEEDS_UNSUBSCRIBE_URL": "", "FEEDS_UNSUBSCRIBE_MAILTO": ""},
             "Error: nothing was sent: newsletters have no unsubscribe link or List-Unsubscribe "
-            "header: set unsubscribe_url (with FEEDS_UNSUBSCRIBE_SECRET) or unsubscribe_mailto",
+            "header: set subscriptions_url (with FEEDS_SECRET_KEY) or unsubscribe_mailto",
         ),
         (
             {"FEEDS_AUTHOR_EMAIL": "feeds@localhost"},
