@@ -119,6 +119,16 @@ def _addresses(message: Message, names: Iterable[str]) -> list[str]:
     return [addr for _, addr in getaddresses([str(v) for v in values]) if addr]
 
 
+def _complainers(report: Message) -> list[str]:
+    """Whom an abuse report is about: its Original-Rcpt-To, else the To of the message it
+    reports (many providers redact both; then only the VERP address tells)."""
+    named = _addresses(report, ("original-rcpt-to",))
+    if named:
+        return named
+    inner = [p for p in _all_parts(report) if p is not report and p.get("message-id")]
+    return [addr for part in inner for _, addr in getaddresses(part.get_all("to", [])) if addr]
+
+
 class Classifier:
     """Finds whom a report is about, and what it says of them."""
 
@@ -185,7 +195,7 @@ def _one(raw: bytes, classify: Classifier, people: Subscribers, limit: int, out:
     complaint = is_complaint(message)
     if complaint:
         temporary: frozenset[bytes] = frozenset()
-        permanent = frozenset(a.encode() for a in _addresses(message, ("original-rcpt-to",)))
+        permanent = frozenset(a.encode() for a in _complainers(message))
     else:
         temporary, permanent = all_failures(message)
     if not (complaint or temporary or permanent):  # an auto-reply to the VERP address too

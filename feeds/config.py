@@ -372,6 +372,12 @@ def mail_readiness(settings: Settings, sending: bool = False) -> list[str]:
             "they are sent from"
         )
     links = "subscriptions_url" if site.subscriptions_url else "unsubscribe_url"
+    url = urlsplit(site.subscriptions_url or site.unsubscribe_url or "https:")
+    if url.scheme != "https" and url.hostname not in ("127.0.0.1", "::1", "localhost"):
+        found.append(
+            f"{links} is not https: mail providers make one-click unsubscribe (RFC 8058) "
+            "an https POST"
+        )
     if (
         sending
         and (site.subscriptions_url or site.unsubscribe_url)

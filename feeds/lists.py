@@ -14,7 +14,7 @@ from .errors import Problem, SendError
 from .mail import Address, Recipient, parse_address
 from .mime import header_text
 from .model import Lang
-from .subscribers import Subscribers
+from .subscribers import LEFT, STATUSES, Subscribers
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Subscriber:
     lang: str  # ko, en or both
     name: str
     line: int
+    status: str = ""  # in an exported list: who left stays left when imported again
 
 
 class _Lines:
@@ -102,9 +103,17 @@ def read_subscribers(path: Path) -> tuple[list[Subscriber], list[Problem]]:
                 )
             )
             continue
+        status = cells.get("status", "").lower()
+        if status not in ("", *STATUSES):
+            problems.append(
+                Problem(
+                    f'expected a status ({", ".join(STATUSES)}), found "{status}"', source, number
+                )
+            )
+            continue
         first_line[address.key] = number
         name = header_text(cells.get("name", ""))
-        subscribers.append(Subscriber(address, lang, name, number))
+        subscribers.append(Subscriber(address, lang, name, number, status))
     return subscribers, problems
 
 
@@ -158,8 +167,8 @@ def choose(
     wanted = tuple(langs)
     chosen = Chosen([], 0, 0)
     for sub in subscribers:
-        if sub.address.key in unsubscribed:
-            chosen.unsubscribed += 1
+        if sub.address.key in unsubscribed or sub.status in ("pending", *LEFT):
+            chosen.unsubscribed += 1  # by the list, or (an exported list) by its status
         elif is_suppressed(sub.address.key):
             chosen.suppressed += 1
         else:
@@ -178,9 +187,10 @@ def import_list(path: Path, db: Path, confirmed: bool) -> Iterator[str]:
     if problems:
         raise SendError.from_problems(problems)
     with Subscribers.open(db) as people:
-        added = people.add(((r.address, r.lang) for r in rows), confirmed)
+        added = people.add(((r.address, r.lang, r.status) for r in rows), confirmed)
     state = "confirmed" if confirmed else "unconfirmed: mailed only once they confirm"
-    yield f"Imported {added} subscribers ({state}); {len(rows) - added} known already or suppressed."
+    noun = "subscriber" if added == 1 else "subscribers"
+    yield f"Imported {added} {noun} ({state}); {len(rows) - added} known already or suppressed."
 
 
 EXPORT_COLUMNS = ("email", "lang", "status", "subscribed_at", "confirmed_at", "left_at")
@@ -208,7 +218,8 @@ def list_lines(db: Path, as_json: bool) -> Iterator[str]:
     for row in rows:
         when = row.left_at or row.confirmed_at or row.subscribed_at or ""
         yield f"{row.address}\t{row.lang}\t{row.status}\t{when}"
-    yield f"{len(rows)} subscribers, {sum(r.status == 'confirmed' for r in rows)} confirmed"
+    confirmed = sum(r.status == "confirmed" for r in rows)
+    yield f"{len(rows)} subscriber{'' if len(rows) == 1 else 's'}, {confirmed} confirmed"
 
 
 def forget(db: Path, addresses: Iterable[str]) -> Iterator[str]:

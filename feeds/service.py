@@ -69,6 +69,10 @@ class Service:
         other: Lang = "en" if lang == "ko" else "ko"
         site = self.settings.site
         context = {
+            "paragraphs": [],  # what a template may leave out, so that StrictUndefined holds
+            "link": None,
+            "notice": "",
+            "error": "",
             "lang": lang,
             "title": title,
             "site_title": clean_text(site.title[lang]),

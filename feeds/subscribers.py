@@ -27,6 +27,7 @@ from .store import connect, forgotten_hash, now
 
 SUBSCRIBER_LANGS = ("ko", "en", "both")
 LEFT = ("unsubscribed", "bounced", "complained")
+STATUSES = ("pending", "confirmed", "listed", *LEFT)
 _COLUMNS = "id, email, address, lang, status, soft_bounces, subscribed_at, confirmed_at, left_at"
 
 
@@ -272,31 +273,35 @@ class Subscribers:
         )
         return {str(e) for (e,) in rows}
 
-    def add(self, people: Iterable[tuple[Address, str]], confirmed: bool) -> int:
+    def add(self, people: Iterable[tuple[Address, str, str]], confirmed: bool) -> int:
         """`feeds subscribers import`: new subscribers, confirmed or pending (never mailed until
-        they confirm); a known or suppressed address is left as it is. Returns how many were
-        added, all in one transaction."""
+        they confirm); one whose (exported) status says they left is added as left, never to be
+        mailed; a known or suppressed address is left as it is. Returns how many were added,
+        all in one transaction."""
         added = 0
         with self._transaction():
-            for address, lang in people:
+            for address, lang, was in people:
                 if self.is_suppressed(address.key) or self.by_email(address.key) is not None:
                     continue
+                status = was if was in LEFT else "confirmed" if confirmed else "pending"
                 subscriber_id, when = secrets.token_hex(8), now()
                 self.db.execute(
                     "INSERT INTO subscribers (id, email, address, lang, status, subscribed_at, "
-                    "confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "confirmed_at, left_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         subscriber_id,
                         address.key,
                         address.normalized,
                         lang,
-                        "confirmed" if confirmed else "pending",
+                        status,
                         when,
-                        when if confirmed else None,
+                        when if status == "confirmed" else None,
+                        when if status in LEFT else None,
                     ),
                 )
-                how = "as confirmed" if confirmed else "unconfirmed"
-                self._log(subscriber_id, "imported", how)
+                if status in ("bounced", "complained"):
+                    self.suppress(address.key, status, "imported")
+                self._log(subscriber_id, "imported", f"as {status}")
                 added += 1
         return added
 

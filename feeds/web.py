@@ -301,9 +301,15 @@ def http_error(error: HTTPException) -> Response:
     return message(lang, error.code or 400, key)
 
 
+_LAST_RESORT = "<!doctype html><title>500</title><p>Something went wrong. Please try again later."
+
+
 def server_error(error: Exception) -> Response:
-    current_app.logger.error("unexpected error: %s", type(error).__name__)
-    return message(page_lang(), 500, "error")
+    current_app.logger.error("unexpected error: %s", error)
+    try:
+        return message(page_lang(), 500, "error")
+    except Exception:  # the page of errors is itself broken (an edited template): say so plainly
+        return Response(_LAST_RESORT, 500, content_type="text/html; charset=utf-8")
 
 
 def secure(response: Response) -> Response:

@@ -103,7 +103,7 @@ class Browser:
     test can load pages, fill in and submit forms, measure and take screenshots of what a
     reader sees. One page (tab) per Browser."""
 
-    def __init__(self, width: int = 1024, height: int = 900):
+    def __init__(self, width: int = 1024, height: int = 900, flags: tuple[str, ...] = ()):
         import json
         import os
 
@@ -125,6 +125,7 @@ class Browser:
                 *FLAGS,
                 "--remote-debugging-pipe",
                 f"--user-data-dir={self._profile.name}",
+                *flags,
                 "about:blank",
             ],
             stdin=subprocess.DEVNULL,
