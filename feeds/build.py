@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .cache import BuildRecord, Cache, Written
 from .config import Settings, mail_readiness
@@ -44,6 +45,7 @@ class BuildReport:
     bytes_written: int = 0
     rendered: int = 0
     reused: int = 0
+    search_indexed: int = 0  # search shards Pagefind wrote (the others came from the cache)
     workers: int = 1
     parsed_by_workers: int = 0
     elapsed: float = 0.0
@@ -105,6 +107,7 @@ class Build:
                 planned = self.plan(archive, updates, inputs.salt, staging, pool)
                 state = self.keep(archive, updates, inputs.state)  # while the workers render
                 collected = self.render(planned, pool)
+                self.index_search(archive, staging, collected)
                 files = self.publish(staging, collected)
             self.record(inputs, state, collected, files)
         return self.done()
@@ -194,6 +197,20 @@ class Build:
         self.report.warnings.extend(collected.warnings)
         self._lap = time.perf_counter()
         return collected
+
+    def index_search(self, archive: ParsedArchive, staging: Staging, collected: Collected) -> None:
+        """The search indexes of the digest pages (feeds.search): Pagefind reads the pages."""
+        from .search import SearchIndexer
+
+        site = self.settings.site
+        indexer = SearchIndexer(self.cache, urlsplit(site.base_url).path, staging.present)
+        refs = [digest.ref for digest in archive.model.digests]
+        for output in indexer.outputs(refs, site.search_shard_size, collected.outputs):
+            if output.path in collected.outputs:
+                raise FeedsError(f"two outputs would be written to {output.path}")
+            collected.outputs[output.path] = output
+        self.report.search_indexed = indexer.indexed
+        self._time("search")
 
     def publish(self, staging: Staging, collected: Collected) -> dict[str, Written]:
         files, changes = staging.publish(collected.outputs, self.cache.objects)

@@ -326,6 +326,15 @@ class Cache:
     def save_index(self, index: dict[str, Entry]) -> None:
         self._pickle("index", index)
 
+    # -- search shards (feeds.search): key -> the files Pagefind wrote ----------------------
+
+    def load_search(self) -> dict[str, tuple[Output, ...]]:
+        found = self._pickled("search")
+        return found if isinstance(found, dict) else {}
+
+    def save_search(self, shards: dict[str, tuple[Output, ...]]) -> None:
+        self._pickle("search", shards)
+
     # -- what a build left in an output folder ---------------------------------------------
 
     def _record_name(self, out: Path) -> str:

@@ -75,7 +75,9 @@ class SiteSettings:
     author_email: str = "feeds@localhost"
     timezone: str = field(default="Asia/Seoul", metadata={"check": "timezone"})
     feed_limit: int = 50
+    digest_feed_limit: int = 10  # digests in the feed with one item per digest
     tag_page_size: int = 200
+    search_shard_size: int = 400  # digests per search index, counted from the oldest
     websub_hub: str | None = field(default=None, metadata=_URL)
     unsubscribe_url: str | None = field(default=None, metadata=_URL)
     unsubscribe_mailto: str | None = None

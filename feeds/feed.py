@@ -1,4 +1,4 @@
-"""RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents of a feed, and the OPML list of them all.
+"""RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents of a feed (feeds.channels says what is in them).
 
 A feed's subscription document holds its newest items and links, as RFC 5005 says, to
 archive documents of older ones (fh:archive, current, prev-archive, next-archive; as
@@ -16,149 +16,21 @@ import functools
 import html
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from . import __version__
+from .channels import Channel, Item
 from .config import SiteSettings
 from .fragments import Fragment
-from .i18n import TEXT
-from .model import DigestRef, Lang, Note, Page, clean_text
-from .templating import render
-from .urls import (
-    FEED_FORMATS,
-    FEED_MEDIA_TYPES,
-    FeedFormat,
-    Urls,
-    archive_page_path,
-    feed_path,
-    tag_page_path,
-    tag_slug,
-)
-from .views import NoteViews
+from .model import Lang, clean_text
+from .urls import FEED_MEDIA_TYPES, ICON_LARGE, ICON_SMALL, FeedFormat, Urls
 
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _HISTORY_NS = "http://purl.org/syndication/history/1.0"
-
-ITEM_TEMPLATE = "feed_item.html"
-"""The HTML content of one feed item."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One item of a feed, as every format writes it."""
-
-    id: str
-    url: str
-    title: str
-    content_html: str
-    summary: str
-    published: datetime
-    updated: datetime
-    tags: tuple[str, ...]
-    external_url: str | None = None  # the paper the note is about
-
-
-@dataclass(frozen=True)
-class Channel:
-    """One document of a feed: what it is, where it is, and where its neighbours are."""
-
-    lang: Lang
-    title: str
-    description: str
-    page_url: str  # the web page the feed follows
-    urls: dict[FeedFormat, str]  # this document, per format
-    paths: dict[FeedFormat, str]
-    current: dict[FeedFormat, str]  # the subscription document, per format
-    older: dict[FeedFormat, str] | None = None  # prev-archive
-    newer: dict[FeedFormat, str] | None = None  # next-archive
-    archive: bool = False  # an archive document (fh:archive)
-    links: dict[str, str] = field(default_factory=dict)  # more feed-level links, by rel
-
-
-@dataclass(frozen=True, slots=True)
-class FeedEntry:
-    """A note as a feed holds it: where it appeared, and when it last changed in the feed's
-    language (None: never)."""
-
-    digest: DigestRef
-    index: int
-    note: Note
-    updated: datetime | None
-
-    def dates(self, settings: SiteSettings) -> tuple[datetime, datetime]:
-        """When it was published, and when it last changed in the feed's language."""
-        published = self.digest.note_published(self.index, settings.tz)
-        return published, self.updated or published
-
-
-def note_item(
-    entry: FeedEntry, lang: Lang, settings: SiteSettings, env: jinja2.Environment
-) -> Item:
-    """A note as an item of a feed in one language."""
-    view = NoteViews(settings)(entry.digest.id, entry.note, lang)
-    note = view.note
-    content = render(
-        env,
-        ITEM_TEMPLATE,
-        item=view,
-        note=note,
-        commentary=view.commentary,
-        lang=lang,
-        text=TEXT[lang],
-        tag_links=view.tag_links,
-    )
-    published, updated = entry.dates(settings)
-    return Item(
-        id=view.url,
-        url=view.url,
-        title=note.title,
-        content_html=content.strip(),
-        summary=(view.commentary or note.abstract or (note.title,))[0],
-        published=published,
-        updated=updated,
-        tags=note.tags,
-        external_url=view.paper_url,
-    )
-
-
-def note_channel(lang: Lang, tag: str | None, page: Page, settings: SiteSettings) -> Channel:
-    """A document of the feed of one language (tag None) or of one tag in it."""
-    urls = Urls(settings.base_url)
-    slug = tag_slug(tag) if tag is not None else None
-    if tag is None:
-        title, description = settings.title[lang], settings.description[lang]
-        web = archive_page_path(lang)
-    else:
-        title = TEXT[lang]["tag_feed_title"].format(title=settings.title[lang], tag=tag)
-        description = TEXT[lang]["tag_feed_description"].format(tag=tag)
-        web = tag_page_path(lang, slug or "")
-
-    def at(number: int | None) -> dict[FeedFormat, str]:
-        return {fmt: feed_path(lang, slug, fmt, number) for fmt in FEED_FORMATS}
-
-    def linked(number: int | None) -> dict[FeedFormat, str] | None:
-        return None if number is None else {f: urls.of(p) for f, p in at(number).items()}
-
-    paths = at(page.number)
-    return Channel(
-        lang,
-        title,
-        description,
-        urls.of(web),
-        {fmt: urls.of(path) for fmt, path in paths.items()},
-        paths,
-        {fmt: urls.of(path) for fmt, path in at(None).items()},
-        linked(page.older),
-        linked(page.newer) if page.number is not None else None,
-        archive=page.number is not None,
-    )
 
 
 def render_items(items: Sequence[Item], lang: Lang) -> list[Fragment]:
@@ -224,6 +96,12 @@ def _feedgen(channel: Channel, updated: datetime | None, settings: SiteSettings)
     fg.managingEditor(f"{settings.author_email} ({clean_text(settings.author_name)})")
     fg.generator("feeds", version=__version__)
     fg.updated(updated if updated is not None else datetime.fromtimestamp(0, settings.tz))
+    urls = Urls(settings.base_url)
+    fg.icon(urls.of(ICON_SMALL))  # Atom: square
+    fg.logo(urls.of(ICON_LARGE))
+    # RSS: at most 144 pixels wide; its title and link must be the channel's.
+    title = clean_text(channel.title)
+    fg.image(urls.of(ICON_SMALL), title, channel.page_url, "144", "144")
     return fg
 
 
@@ -345,6 +223,8 @@ def _json_feed(channel: Channel, items_json: list[bytes], settings: SiteSettings
         "home_page_url": channel.page_url,
         "feed_url": channel.current["json"],  # the feed's identity, on every document of it
     }
+    urls = Urls(settings.base_url)
+    document |= {"icon": urls.of(ICON_LARGE), "favicon": urls.of(ICON_SMALL)}
     if channel.older:
         document["next_url"] = channel.older["json"]  # older items, as JSON Feed pages go
     document |= {

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import date
 
 from .links import pieces
-from .model import Lang
+from .model import Lang, clean_text
 
 _MONTHS_EN = [
     "January",
@@ -56,6 +57,21 @@ TEXT: dict[Lang, dict[str, str]] = {
         "home": "처음으로",
         "commentary_in_other": "영어 코멘트",
         "paper": "논문",
+        "digest_feed_title": "{title} · 다이제스트",
+        "digest_feed_description": "하루 한 건: 다이제스트 전체",
+        "feed_notes": "노트 (한 건에 노트 하나)",
+        "feed_digests": "다이제스트 (하루 한 건)",
+        "feed_tag": "#{tag} 노트",
+        "search": "검색",
+        "search_heading": "노트 검색",
+        "search_hint": "제목, 저자, 코멘트, 태그의 단어로 찾습니다.",
+        "search_needs_js": "검색에는 JavaScript가 필요합니다. 전체 목록과 태그에서도 찾을 수 있습니다.",
+        "digest_description": "{date} 다이제스트, 노트 {n}개: {titles}",
+        "archive_description": "다이제스트 {n}개, 최근 {date}",
+        "tags_description": "태그 {n}개: {tags}",
+        "tag_description": "#{tag} 노트 {n}개: {titles}",
+        "home_description": "최근 {date}: {titles}",
+        "more_notes": "외 {n}개",
     },
     "en": {
         "language_name": "English",
@@ -65,7 +81,7 @@ TEXT: dict[Lang, dict[str, str]] = {
         "authors": "Authors",
         "abstract": "Abstract",
         "tags": "Tags",
-        "et_al": "et al.",
+        "et_al": "et\u00a0al.",
         "read_abstract": "Read the abstract",
         "view_in_browser": "View in browser",
         "feeds": "Feeds",
@@ -87,6 +103,21 @@ TEXT: dict[Lang, dict[str, str]] = {
         "home": "Home",
         "commentary_in_other": "Commentary in Korean",
         "paper": "Paper",
+        "digest_feed_title": "{title} · Digests",
+        "digest_feed_description": "One item a day: the whole digest",
+        "feed_notes": "Notes (one item per note)",
+        "feed_digests": "Digests (one item a day)",
+        "feed_tag": "#{tag} notes",
+        "search": "Search",
+        "search_heading": "Search the notes",
+        "search_hint": "Finds notes by words of their title, authors, commentary or tags.",
+        "search_needs_js": "Search needs JavaScript. The archive and the tags list every note.",
+        "digest_description": "Digest of {date}, {n} notes: {titles}",
+        "archive_description": "{n} digests, the newest of {date}",
+        "tags_description": "{n} tags: {tags}",
+        "tag_description": "{n} notes tagged #{tag}: {titles}",
+        "home_description": "Latest, {date}: {titles}",
+        "more_notes": "and {n} more",
     },
 }
 
@@ -149,6 +180,9 @@ def wrap(text: str, width: int = 72, indent: str = "") -> str:
     return _wrap(text, width, indent)
 
 
+_ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+
+
 def _wrap(text: str, width: int, indent: str) -> str:
     base = display_width(indent)
     if text.isascii() and width - base >= 1:  # one column per character: let a regex find lines
@@ -157,7 +191,9 @@ def _wrap(text: str, width: int, indent: str) -> str:
     lines: list[str] = []
     words: list[str] = []
     used = base
-    for word in text.split():
+    for word in _ASCII_SPACE.split(text):  # a no-break space holds its words together
+        if not word:
+            continue
         size = len(word) if word.isascii() else _word_width(word)
         if words and used + 1 + size > width:
             lines.append(indent + " ".join(words))
@@ -167,3 +203,25 @@ def _wrap(text: str, width: int, indent: str) -> str:
     if words:
         lines.append(indent + " ".join(words))
     return "\n".join(lines)
+
+
+LOCALES: dict[Lang, str] = {"ko": "ko_KR", "en": "en_US"}
+"""og:locale of each language."""
+
+DESCRIPTION_CHARS = 200
+"""A page's description is cut here (previews show about 150 to 200 characters)."""
+
+
+def shortened(text: str) -> str:
+    """A page description of at most DESCRIPTION_CHARS, cut at a word."""
+    if len(text) <= DESCRIPTION_CHARS:
+        return text
+    cut = text[: DESCRIPTION_CHARS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[DESCRIPTION_CHARS // 2 :] else cut) + "…"
+
+
+def first_titles(titles: Sequence[str], lang: Lang, shown: int = 3) -> str:
+    """The first titles, then how many more."""
+    listed = "; ".join(clean_text(t) for t in titles[:shown])
+    more = len(titles) - shown
+    return listed + (f"; {TEXT[lang]['more_notes'].format(n=more)}" if more > 0 else "")

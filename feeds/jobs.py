@@ -13,38 +13,41 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import jinja2
 
 from .cache import Entry, ObjectStore, Output
-from .config import SiteSettings
-from .errors import Problem
-from .feed import (
+from .channels import (
+    DIGEST_ITEM_TEMPLATE,
     ITEM_TEMPLATE,
     FeedEntry,
-    import_feedgen,
+    digest_channel,
+    digest_item,
     note_channel,
     note_item,
-    render_feed,
-    render_items,
 )
+from .config import SiteSettings
+from .errors import Problem
+from .feed import import_feedgen, render_feed, render_items
 from .fragments import Fragment, ItemStore
 from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef, Page
 from .newsletter import MJML_TEMPLATE, TEXT_TEMPLATE, render_newsletter
 from .opml import render_opml
 from .site import DIGEST_TEMPLATE, TAG_TEMPLATE, SiteRenderer
-from .templating import make_environment, templates_hash
+from .templating import asset, make_environment, templates_hash
 from .urls import (
     HOME_PATH,
+    ICON_FILES,
     NOT_FOUND_PATH,
     OPML_PATH,
     ROBOTS_PATH,
     SITEMAP_PATH,
     archive_page_path,
     digest_page_path,
+    search_page_path,
     tag_index_path,
     tag_page_path,
     tag_slug,
@@ -238,6 +241,35 @@ class FeedJob(Job):
 
 
 @dataclass(frozen=True, slots=True)
+class DigestFeedJob(Job):
+    """The three files of the feed of one language with one item per digest, its newest."""
+
+    templates: ClassVar[tuple[str, ...]] = (ITEM_TEMPLATE, DIGEST_ITEM_TEMPLATE)
+    lang: Lang
+    digests: tuple[Digest, ...]
+    updated: tuple[datetime | None, ...]  # when a note of each last changed in the language
+
+    def key_parts(self, keys: KeyParts) -> list[str]:
+        parts = ["digests", self.lang]
+        for digest, updated in zip(self.digests, self.updated, strict=True):
+            parts.append(f"{_ref(digest.ref)} {updated}")
+            parts += [f"{n.slug} {keys.note_hash(n)}" for n in digest.notes]
+        return parts
+
+    def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
+        start = time.perf_counter()
+        settings, env = renderer.settings, renderer.env
+        items = [
+            digest_item(digest, self.lang, updated, settings, env)
+            for digest, updated in zip(self.digests, self.updated, strict=True)
+        ]
+        channel = digest_channel(self.lang, settings)
+        newest = max((item.updated for item in items), default=None)
+        outputs = render_feed(channel, render_items(items, self.lang), newest, settings)
+        return outputs, [], {"feeds": time.perf_counter() - start}
+
+
+@dataclass(frozen=True, slots=True)
 class SiteJob(Job):
     """The site-wide files: landing page, archives, tag indexes, 404, sitemap, robots, OPML.
 
@@ -245,9 +277,11 @@ class SiteJob(Job):
     """
 
     refs: tuple[DigestRef, ...]  # every digest, newest first
+    latest: tuple[Digest, ...]  # the newest, shown on the landing page
     tag_counts: tuple[tuple[str, int], ...]  # display spelling and notes, most used first
     tags: tuple[str, ...]  # display spellings, by key
     sitemap: tuple[tuple[str, date], ...]  # path and when it last changed
+    search_shards: int  # search indexes of the digest pages (feeds.search)
 
     def key_parts(self, keys: KeyParts) -> list[str]:
         raise TypeError("site-wide files have no key: they render every build")
@@ -255,8 +289,10 @@ class SiteJob(Job):
     def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
         site = renderer.site
-        outputs = [(HOME_PATH, site.home(self.refs[:LATEST_ON_HOME]))]
+        outputs = [(HOME_PATH, site.home(self.latest))]
+        outputs += [(name, asset(renderer.templates_dir, name)) for name in ICON_FILES]
         for lang in LANGS:
+            outputs.append((search_page_path(lang), site.search_page(lang, self.search_shards)))
             outputs.append((archive_page_path(lang), site.archive_page(lang, self.refs)))
             outputs.append((tag_index_path(lang), site.tag_index(lang, self.tag_counts)))
         outputs.append((NOT_FOUND_PATH, site.not_found()))
@@ -266,7 +302,7 @@ class SiteJob(Job):
         return outputs, [], {"pages": time.perf_counter() - start}
 
 
-KINDS: tuple[type[Job], ...] = (DigestJob, TagPageJob, FeedJob)
+KINDS: tuple[type[Job], ...] = (DigestJob, TagPageJob, FeedJob, DigestFeedJob)
 """The kinds of job with a render key."""
 
 
@@ -281,6 +317,7 @@ class Renderer:
         items: ItemStore,
     ):
         self.settings = settings
+        self.templates_dir = templates_dir
         self.store = store
         self.items = items
         self.env = make_environment(templates_dir)

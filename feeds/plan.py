@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from .cache import Cache, Entry, Output
+from .channels import FeedEntry
 from .config import SiteSettings
 from .errors import FeedsError, Problem
-from .feed import FeedEntry
 from .jobs import (
+    LATEST_ON_HOME,
+    DigestFeedJob,
     DigestJob,
     FeedJob,
     Job,
@@ -28,8 +30,9 @@ from .jobs import (
     render,
     warnings_of,
 )
-from .model import LANGS, Archive, DigestRef, Lang, NoteRef, Page, paginate, tag_key
+from .model import LANGS, Archive, Digest, DigestRef, Lang, NoteRef, Page, paginate, tag_key
 from .pool import Pending, Pool
+from .search import shards
 from .state import Updates
 from .urls import (
     HOME_PATH,
@@ -88,6 +91,10 @@ def _jobs(
     # Feeds first: they cost the most to render and the least to key, so the workers start on
     # them while this process keys the rest.
     yield from _feed_jobs(archive, refs, settings.feed_limit, updates, tags, keys)
+    newest = digests[: settings.digest_feed_limit] if settings.digest_feed_limit else digests
+    for lang in LANGS:
+        changed = tuple(_digest_updated(digest, lang, updates) for digest in newest)
+        yield DigestFeedJob(lang, tuple(newest), changed)
 
     for index, digest in enumerate(digests):
         newer = refs[index - 1] if index > 0 else None
@@ -97,6 +104,12 @@ def _jobs(
     for key, display in tags.items():
         for pages, notes in pages_of[key]:
             yield TagPageJob(display, tuple(notes), pages)
+
+
+def _digest_updated(digest: Digest, lang: Lang, updates: Updates) -> datetime | None:
+    """When a note of the digest last changed in the language (None: none ever did)."""
+    found = [when for note in digest.notes if (when := updates.of(digest, note, lang))]
+    return max(found, default=None)
 
 
 @dataclass
@@ -240,7 +253,9 @@ def plan(
     tags, tagged = _tagged(archive, refs)
     pages_of = {key: tag_pages(notes, settings.tag_page_size) for key, notes in tagged.items()}
     # Rendered by a worker while this process plans the other jobs.
-    site_wide = pool.submit(render, _site_job(refs, tags, pages_of))
+    latest = tuple(archive.digests[:LATEST_ON_HOME])
+    search = len(shards(refs, settings.search_shard_size))
+    site_wide = pool.submit(render, _site_job(refs, latest, tags, pages_of, search))
     start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
@@ -270,7 +285,11 @@ def _add(outputs: dict[str, Output], output: Output) -> None:
 
 
 def _site_job(
-    refs: tuple[DigestRef, ...], tags: dict[str, str], pages_of: dict[str, TagPageList]
+    refs: tuple[DigestRef, ...],
+    latest: tuple[Digest, ...],
+    tags: dict[str, str],
+    pages_of: dict[str, TagPageList],
+    search_shards: int,
 ) -> SiteJob:
     newest = refs[0].date if refs else date(1970, 1, 1)
     counts = {key: pages[-1][0].total for key, pages in pages_of.items()}  # main page: last
@@ -284,5 +303,10 @@ def _site_job(
                 path = tag_page_path(lang, tag_slug(display), pages.number)
                 sitemap.append((path, notes[0][0].date))  # newest first: when it last changed
     return SiteJob(
-        refs, tuple((d, counts[k]) for k, d in by_use), tuple(tags.values()), tuple(sitemap)
+        refs,
+        latest,
+        tuple((d, counts[k]) for k, d in by_use),
+        tuple(tags.values()),
+        tuple(sitemap),
+        search_shards,
     )

@@ -11,23 +11,37 @@ from xml.etree import ElementTree
 import jinja2
 
 from .config import SiteSettings
-from .i18n import TEXT, format_digest_date, format_month, short_authors
+from .i18n import (
+    LOCALES,
+    TEXT,
+    first_titles,
+    format_digest_date,
+    format_month,
+    short_authors,
+    shortened,
+)
 from .model import LANGS, Digest, DigestRef, Lang, NoteRef, Page, clean_text
 from .service_text import SERVICE_TEXT
 from .templating import render
 from .urls import (
+    FAVICON_ICO,
+    FAVICON_SVG,
     FEED_FORMATS,
     FEED_LABELS,
     FEED_MEDIA_TYPES,
     HOME_PATH,
+    ICON_LARGE,
     NOT_FOUND_PATH,
     OPML_PATH,
     SERVICE_SUBSCRIBE,
     SITEMAP_PATH,
     Urls,
     archive_page_path,
+    digest_feed_path,
     digest_page_path,
     feed_path,
+    search_bundle_path,
+    search_page_path,
     service_url,
     tag_index_path,
     tag_page_path,
@@ -85,19 +99,56 @@ class SiteRenderer:
             for fmt, path in paths.items()
         ]
 
+    def digest_feeds(self, lang: Lang) -> list[dict[str, str]]:
+        """The feed of a language with one item per digest, in each format."""
+        title = TEXT[lang]["digest_feed_title"].format(title=clean_text(self.settings.title[lang]))
+        return [
+            {
+                "type": FEED_MEDIA_TYPES[fmt],
+                "title": f"{title} ({FEED_LABELS[fmt]})",
+                "label": FEED_LABELS[fmt],
+                "url": self.urls.of(digest_feed_path(lang, fmt)),
+            }
+            for fmt in FEED_FORMATS
+        ]
+
+    def feed_groups(self, lang: Lang) -> list[dict[str, Any]]:
+        """The feeds of a language, each named by what one item is."""
+        return [
+            {"label": TEXT[lang]["feed_notes"], "feeds": self.feeds(lang)},
+            {"label": TEXT[lang]["feed_digests"], "feeds": self.digest_feeds(lang)},
+        ]
+
     def page(
-        self, lang: Lang, path_in: Callable[[Lang], str], heading: str, **extra: Any
+        self,
+        lang: Lang,
+        path_in: Callable[[Lang], str],
+        heading: str,
+        description: str,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """What base.html needs: titles, canonical and alternate URLs, feeds, navigation."""
+        """What base.html needs: titles, canonical and alternate URLs, feeds, navigation, and
+        what a link preview shows (og:, description: from the page's own content)."""
         other = _other(lang)
         path = path_in(lang)
+        site_title = clean_text(self.settings.title[lang])
         return {
             "lang": lang,
             "text": TEXT[lang],
-            "title": f"{heading} · {clean_text(self.settings.title[lang])}",
+            "title": f"{heading} · {site_title}",
             "heading": heading,
-            "description": clean_text(self.settings.description[lang]),
-            "site_title": clean_text(self.settings.title[lang]),
+            "description": shortened(clean_text(description)),
+            "og_type": "website",
+            "locale": LOCALES[lang],
+            "other_locale": LOCALES[other],
+            "site_title": site_title,
+            "icons": {
+                "svg": self.urls.of(FAVICON_SVG),
+                "ico": self.urls.of(FAVICON_ICO),
+                "large": self.urls.of(ICON_LARGE),
+            },
+            "search": self.urls.of(search_page_path(lang)),
+            "feed_groups": self.feed_groups(lang),
             "canonical": self.urls.of(path),
             "languages": [{"lang": code, "url": self.urls.of(path_in(code))} for code in LANGS],
             "other": {
@@ -136,42 +187,65 @@ class SiteRenderer:
 
     # -- pages -----------------------------------------------------------------------------
 
-    def home(self, latest: Sequence[DigestRef]) -> bytes:
-        """The landing page: both languages, their latest digests and every way to subscribe."""
-        sections = []
-        for lang in LANGS:
-            newsletter = (
-                self.settings.subscribe_url
-                or f"mailto:{self.settings.author_email}?subject=subscribe"
-            )
-            sections.append(
-                {
-                    "lang": lang,
-                    "text": TEXT[lang],
-                    "title": clean_text(self.settings.title[lang]),
-                    "description": clean_text(self.settings.description[lang]),
-                    "latest": [self.digest_entry(d, lang) for d in latest],
-                    "archive": self.urls.of(archive_page_path(lang)),
-                    "tags": self.urls.of(tag_index_path(lang)),
-                    "feeds": self.feeds(lang),
-                    "newsletter": newsletter,
-                    "newsletter_label": newsletter.removeprefix("mailto:").split("?")[0],
-                    "signup": self.signup(lang),
-                }
-            )
+    def home(self, latest: Sequence[Digest]) -> bytes:
+        """The landing page, one page for both languages: the latest digests (each with its
+        first titles and a link per language), the newsletter sign-up and every feed."""
         title = " · ".join(clean_text(self.settings.title[lang]) for lang in LANGS)
-        page = self.page("ko", lambda _: HOME_PATH, title)
+        newest = latest[0] if latest else None
+        description = (
+            TEXT["en"]["home_description"].format(
+                date=digest_label(newest.ref, "en"),
+                titles=first_titles([n.title for n in newest.notes], "en"),
+            )
+            if newest
+            else self.settings.description["en"]
+        )
+        page = self.page("ko", lambda _: HOME_PATH, title, description)
         page["title"] = title
-        page["other"] = {
-            "lang": "en",
-            "name": "English",
-            "url": self.urls.of(archive_page_path("en")),
-        }
+        page["other"] = None
         page["languages"] = [
             {"lang": lang, "url": self.urls.of(archive_page_path(lang))} for lang in LANGS
         ] + [{"lang": "x-default", "url": self.urls.of(HOME_PATH)}]
-        page["feeds"] = self.feeds("ko") + self.feeds("en")
-        return self.render("home.html", page=page, sections=sections)
+        page["feeds"] = [f for lang in LANGS for f in self.feeds(lang) + self.digest_feeds(lang)]
+        sides = {
+            lang: {
+                "lang": lang,
+                "text": TEXT[lang],
+                "title": clean_text(self.settings.title[lang]),
+                "description": clean_text(self.settings.description[lang]),
+                "archive": self.urls.of(archive_page_path(lang)),
+                "tags": self.urls.of(tag_index_path(lang)),
+                "search": self.urls.of(search_page_path(lang)),
+                "feed_groups": self.feed_groups(lang),
+            }
+            for lang in LANGS
+        }
+        cards = [
+            {
+                "date": {lang: digest_label(d.ref, lang) for lang in LANGS},
+                "urls": {lang: self.urls.of(digest_page_path(lang, d.id)) for lang in LANGS},
+                "count": {lang: TEXT[lang]["notes_count"].format(n=len(d.notes)) for lang in LANGS},
+                "titles": [clean_text(n.title) for n in d.notes[:3]],
+                "more": len(d.notes) - 3,
+            }
+            for d in latest
+        ]
+        newsletter = (
+            self.settings.subscribe_url or f"mailto:{self.settings.author_email}?subject=subscribe"
+        )
+        signup = self.signup("ko")
+        if signup is not None:
+            signup["chosen"] = "both"
+        return self.render(
+            "home.html",
+            page=page,
+            sides=[sides[lang] for lang in LANGS],
+            cards=cards,
+            signup=signup,
+            newsletter=None if signup else newsletter,
+            newsletter_label=newsletter.removeprefix("mailto:").split("?")[0],
+            text=TEXT,
+        )
 
     def archive_page(self, lang: Lang, digests: Sequence[DigestRef]) -> bytes:
         """Every digest, newest first, grouped by month."""
@@ -180,16 +254,34 @@ class SiteRenderer:
             months.setdefault(format_month(digest.date, lang), []).append(
                 self.digest_entry(digest, lang)
             )
-        page = self.page(lang, archive_page_path, TEXT[lang]["archive"])
+        newest = digest_label(digests[0], lang) if digests else "-"
+        description = TEXT[lang]["archive_description"].format(n=len(digests), date=newest)
+        page = self.page(lang, archive_page_path, TEXT[lang]["archive"], description)
+        page["feeds"] = page["feeds"] + self.digest_feeds(lang)
         return self.render("archive.html", page=page, months=list(months.items()))
+
+    def search_page(self, lang: Lang, shards: int) -> bytes:
+        """Full-text search of the notes of a language (Pagefind, in the browser): the newest
+        index and, merged into it, the older ones (feeds.search)."""
+        text = TEXT[lang]
+        page = self.page(lang, search_page_path, text["search_heading"], text["search_hint"])
+        bundles = [self.urls.of(search_bundle_path(n)) for n in range(shards, 0, -1)]
+        page["bundle"] = bundles[0] if bundles else None
+        page["merged"] = bundles[1:]
+        return self.render("search.html", page=page)
 
     def digest_page(
         self, digest: Digest, lang: Lang, newer: DigestRef | None, older: DigestRef | None
     ) -> bytes:
         """One digest with every note in full, linked to the digests before and after it."""
-        page = self.page(
-            lang, lambda code: digest_page_path(code, digest.id), digest_label(digest.ref, lang)
+        label = digest_label(digest.ref, lang)
+        description = TEXT[lang]["digest_description"].format(
+            date=label,
+            n=len(digest.notes),
+            titles=first_titles([n.title for n in digest.notes], lang),
         )
+        page = self.page(lang, lambda code: digest_page_path(code, digest.id), label, description)
+        page["og_type"] = "article"
         page["prev"] = self.digest_link(older, lang) if older else None
         page["next"] = self.digest_link(newer, lang) if newer else None
         taken = frozenset(note.slug for note in digest.notes)
@@ -207,7 +299,10 @@ class SiteRenderer:
             }
             for display, n in counts
         ]
-        page = self.page(lang, tag_index_path, TEXT[lang]["all_tags"])
+        description = TEXT[lang]["tags_description"].format(
+            n=len(tags), tags=", ".join(f"#{t['name']}" for t in tags[:8])
+        )
+        page = self.page(lang, tag_index_path, TEXT[lang]["all_tags"], description)
         return self.render("tags.html", page=page, tags=tags)
 
     def tag_page(
@@ -227,9 +322,19 @@ class SiteRenderer:
         if pages.number is not None and notes:  # an older page: named by the dates it covers
             span = f"{digest_label(notes[-1][0], lang)} – {digest_label(notes[0][0], lang)}"
             heading = f"{heading} · {span}"
-        page = self.page(lang, lambda code: tag_page_path(code, slug, pages.number), heading)
+        description = TEXT[lang]["tag_description"].format(
+            tag=tag,
+            n=pages.total or len(notes),
+            titles=first_titles([note.title for _, note in notes], lang),
+        )
+        page = self.page(
+            lang, lambda code: tag_page_path(code, slug, pages.number), heading, description
+        )
         page["tag_feeds"] = self.feeds(lang, slug, tag)
         page["feeds"] = page["tag_feeds"] + page["feeds"]
+        page["tag_groups"] = [
+            {"label": TEXT[lang]["feed_tag"].format(tag=tag), "feeds": page["tag_feeds"]}
+        ]
         page["total"] = pages.total
         page["span"] = span
 
@@ -259,7 +364,8 @@ class SiteRenderer:
         return self.render(TAG_TEMPLATE, page=page, entries=entries)
 
     def not_found(self) -> bytes:
-        page = self.page("ko", lambda _: HOME_PATH, TEXT["ko"]["not_found"])
+        heading = f"{TEXT['ko']['not_found']} · Page not found"
+        page = self.page("ko", lambda _: HOME_PATH, heading, heading)
         page["title"] = page["heading"] = f"{TEXT['ko']['not_found']} · Page not found"
         page["archive_en"] = self.urls.of(archive_page_path("en"))
         page["canonical"] = self.urls.of(NOT_FOUND_PATH)

@@ -41,6 +41,15 @@ def make_environment(templates_dir: str | None) -> jinja2.Environment:
     return env
 
 
+def asset(templates_dir: str | None, name: str) -> bytes:
+    """A file published as it is (an icon), from the templates folder or the shipped one."""
+    for folder in ([Path(templates_dir)] if templates_dir else []) + [default_templates_dir()]:
+        path = folder / name
+        if path.is_file():
+            return path.read_bytes()
+    raise TemplateError(f"not found in the templates folders: {name}", name)
+
+
 def template_closure(env: jinja2.Environment, roots: Iterable[str]) -> dict[str, str] | None:
     """Every template that rendering `roots` may use (through extends, include, import and
     from), by name, with its text; None when a template names another only at run time, or
@@ -73,6 +82,8 @@ def templates_hash(env: jinja2.Environment, roots: Iterable[str]) -> str:
                 sources[name] = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
             except jinja2.TemplateNotFound:
                 sources[name] = "\0missing"
+            except UnicodeDecodeError:  # an icon beside the templates: not one of them
+                continue
     digest = hashlib.sha256()
     for name in sorted(sources):
         digest.update(f"{name}\0{sources[name]}\0".encode())

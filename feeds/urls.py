@@ -58,6 +58,29 @@ def feed_path(lang: Lang, slug: str | None, fmt: FeedFormat, number: int | None 
     return f"{folder}/{name}"
 
 
+def digest_feed_path(lang: Lang, fmt: FeedFormat) -> str:
+    """The feed of a language with one item per digest (`ko/digests/atom.xml`)."""
+    return f"{lang}/digests/{FEED_FILES[fmt]}"
+
+
+def search_page_path(lang: Lang) -> str:
+    """The search page of a language (served as `{lang}/search/`)."""
+    return f"{lang}/search/index.html"
+
+
+SEARCH_FOLDER = "pagefind"
+"""Pagefind's indexes and their script, for every language (it splits them by `<html lang>`)."""
+
+
+def search_bundle_path(shard: int) -> str:
+    """The folder of one Pagefind index (a shard of the digests, counted from the oldest)."""
+    return f"{SEARCH_FOLDER}/{shard}/"
+
+
+ICON_FILES = ("favicon.svg", "favicon.ico", "icon-144.png", "icon-512.png")
+"""The site's icons: taken from the templates folder and published at the top of dist/."""
+FAVICON_SVG, FAVICON_ICO, ICON_SMALL, ICON_LARGE = ICON_FILES
+
 OPML_PATH = "feeds.opml"
 HOME_PATH = "index.html"
 NOT_FOUND_PATH = "404.html"

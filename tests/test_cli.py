@@ -43,7 +43,7 @@ def seeds(tmp_path: Path) -> str:
 def test_a_build_prints_its_summary_and_exits_0(tmp_path):
     result = feeds("build", seeds(tmp_path), "--out", "dist", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Built dist: 231 written, 0 unchanged, 0 removed in ")
+    assert result.stdout.startswith("Built dist: 260 written, 0 unchanged, 0 removed in ")
     assert result.stdout.endswith(")\n") and result.stderr == ""
     assert (tmp_path / "dist" / "ko" / "atom.xml").is_file()
 
@@ -95,7 +95,7 @@ def test_a_no_change_build_imports_no_renderer(tmp_path):
         text=True,
     )
     assert again.returncode == 0, again.stderr
-    assert "Built dist: 0 written, 231 unchanged" in again.stdout
+    assert "Built dist: 0 written, 260 unchanged" in again.stdout
     assert again.stdout.splitlines()[-1] == ""  # none of them was imported
 
 

@@ -19,8 +19,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 from feeds import feed
 from feeds.archive import load_archive
 from feeds.build import build
+from feeds.channels import FeedEntry, note_channel, note_item
 from feeds.config import Settings, make_settings
-from feeds.feed import FeedEntry, note_channel, note_item, render_feed, render_items
+from feeds.feed import render_feed, render_items
 from feeds.model import LANGS, Archive, Digest, Note, Page, clean_note, clean_text
 from feeds.opml import render_opml
 from feeds.templating import make_environment
@@ -122,7 +123,8 @@ def feed_paths(dist: Path) -> list[Path]:
 def test_one_feed_per_language_tag_and_format(dist):
     for lang in ("ko", "en"):
         assert sorted(p.name for p in (dist / lang / "tags").iterdir() if p.is_dir()) == SAMPLE_TAGS
-    assert len(feed_paths(dist)) == 2 * 3 + 2 * len(SAMPLE_TAGS) * 3
+    # per language: its notes feed, its digests feed and each tag's feed, in three formats
+    assert len(feed_paths(dist)) == 2 * 3 * 2 + 2 * len(SAMPLE_TAGS) * 3
     assert (dist / "feeds.opml").is_file()
 
 
