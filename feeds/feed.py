@@ -204,7 +204,9 @@ def import_feedgen() -> tuple[type[FeedGenerator], type, type]:
         def extend_atom(self, entry: Any) -> Any:
             if self.href:
                 attrs = {"href": self.href, "rel": "related", "type": "text/html"}
-                entry.append(entry.makeelement(f"{{{_ATOM_NS}}}link", attrs))
+                # Unqualified, as feedgen writes its own: in the document's default namespace
+                # (Atom), where a qualified name would get an "ns0:" prefix.
+                entry.append(entry.makeelement("link", attrs))
             return entry
 
     return FeedGenerator, Extras, PaperLink

@@ -1,4 +1,5 @@
-"""The OPML 2.0 list of every feed: per language, its feed, then a folder of its tag feeds."""
+"""The OPML 2.0 list of every feed: per language, its feed of notes and its feed of digests,
+then a folder of its tag feeds."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from xml.etree import ElementTree
 from .config import SiteSettings
 from .i18n import TEXT
 from .model import LANGS, Lang, clean_text
-from .urls import Urls, archive_page_path, feed_path, tag_page_path, tag_slug
+from .urls import (
+    Urls,
+    archive_page_path,
+    digest_feed_path,
+    feed_path,
+    tag_page_path,
+    tag_slug,
+)
 
 
 def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
-    """An OPML 2.0 subscription list: per language, the language feed, then a folder of tag feeds."""
+    """An OPML 2.0 subscription list: per language, the language's feeds of notes and of
+    digests, then a folder of tag feeds."""
     urls = Urls(settings.base_url)
     opml = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(opml, "head")
@@ -25,6 +34,13 @@ def render_opml(tags: Sequence[str], settings: SiteSettings) -> bytes:
             group,
             settings.title[lang],
             urls.of(feed_path(lang, None, "atom")),
+            urls.of(archive_page_path(lang)),
+            lang,
+        )
+        _outline(
+            group,
+            TEXT[lang]["digest_feed_title"].format(title=settings.title[lang]),
+            urls.of(digest_feed_path(lang, "atom")),
             urls.of(archive_page_path(lang)),
             lang,
         )

@@ -279,3 +279,30 @@ def test_newsletters_do_not_scroll_sideways(dist, width):
     page = dist / "newsletters" / "2024-11-07" / "ko.html"
     shot = screenshot(page, ARTIFACTS / f"newsletter-2024-11-07-ko-{width}.png", width, 2000)
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_dark_mode_darkens_the_frame_and_the_footer_too(dist):
+    """In a client that honours prefers-color-scheme (Apple Mail, iOS), no band stays white."""
+    from .browser import Browser
+
+    page = dist / "newsletters" / "2024-11-07" / "en.html"
+    with Browser(width=390) as browser:
+        browser.call(
+            "Emulation.setEmulatedMedia",
+            features=[{"name": "prefers-color-scheme", "value": "dark"}],
+        )
+        browser.open(page.as_uri())
+        found = browser.js(
+            "[getComputedStyle(document.body).backgroundColor,"
+            " getComputedStyle(document.querySelector('.frame')).backgroundColor,"
+            " getComputedStyle(document.querySelector('.foot')).backgroundColor,"
+            " getComputedStyle(document.querySelector('.card')).backgroundColor,"
+            " getComputedStyle(document.querySelector('.foot p')).color]"
+        )
+        browser.screenshot(ARTIFACTS / "newsletter-2024-11-07-en-390-dark.png")
+    body, frame, foot, card, foot_text = found  # type: ignore[misc]
+    assert body == frame == foot == "rgb(15, 17, 20)", found
+    assert card == "rgb(28, 31, 36)", found
+    assert foot_text == "rgb(160, 167, 176)", found
