@@ -123,12 +123,25 @@ def update_tree(
             files[path] = Written.at(target, unchanged[path].sha)
         else:
             files[path] = place(objects, outputs[path], target)
+    _restat_shared(stage, files)
     for path in present.files.keys() - outputs.keys():
         os.unlink(f"{stage}/{path}")
     for folder in sorted(present.dirs - needed, key=lambda f: -f.count("/")):
         with contextlib.suppress(OSError):  # not empty: something odd was put there meanwhile
             os.rmdir(f"{stage}/{folder}")
     return files
+
+
+def _restat_shared(stage: str, files: dict[str, Written]) -> None:
+    """Stat again the files that share their bytes, and so their inode (Pagefind's scripts in
+    each search shard): linking one changed the ctime of all, as it was recorded before."""
+    paths_of: dict[str, list[str]] = {}
+    for path, written in files.items():
+        paths_of.setdefault(written.sha, []).append(path)
+    for sha, paths in paths_of.items():
+        if len(paths) > 1:
+            for path in paths:
+                files[path] = Written.at(f"{stage}/{path}", sha)
 
 
 def place(objects: ObjectStore, output: Output, target: str) -> Written:

@@ -191,7 +191,9 @@ def test_the_search_index_is_per_language_and_byte_identical_across_builds(tmp_p
 
 def test_a_new_digest_reindexes_only_the_newest_search_shard(tmp_path):
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    settings = site(search_shard_size=2)  # 3 digests: shard 1 (the oldest 2) is full
+    settings = site(
+        search_shard_size=2, cache_dir=str(tmp_path / "cache")
+    )  # 3 digests: shard 1 (the oldest 2) is full
     first = build(tmp_path / "seeds", tmp_path / "dist", settings)
     assert first.search_indexed == 2
     new = (SEEDS / "2024-11-07.txt").read_text().replace("2024년 11월 7일", "2024년 11월 9일")
@@ -256,3 +258,15 @@ def test_a_pagefind_failure_is_one_error_and_dist_stays_as_it_was(tmp_path, body
     )
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "dist" / "pagefind" / "1" / "pagefind-entry.json").is_file()
+
+
+def test_files_that_share_their_bytes_do_not_defeat_the_no_change_build(tmp_path):
+    """Each search shard has the same scripts: one inode, whose ctime every link changes."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    settings = site(search_shard_size=1, cache_dir=str(tmp_path / "cache"))
+    build(tmp_path / "seeds", tmp_path / "dist", settings)
+    assert (tmp_path / "dist" / "pagefind" / "3" / "pagefind.js").read_bytes() == (
+        tmp_path / "dist" / "pagefind" / "1" / "pagefind.js"
+    ).read_bytes()
+    again = build(tmp_path / "seeds", tmp_path / "dist", settings)
+    assert again.written == [] and list(again.timings) == ["parse"], again.timings
