@@ -220,7 +220,7 @@ def test_websub_hub_and_feed_limit(tmp_path):
 def test_opml_lists_every_feed(dist):
     opml = ElementTree.parse(dist / "feeds.opml").getroot()
     urls = [o.get("xmlUrl") for o in opml.iter("outline") if o.get("xmlUrl")]
-    assert len(urls) == 2 + 2 * len(SAMPLE_TAGS)
+    assert len(urls) == 2 * 2 + 2 * len(SAMPLE_TAGS)  # per language: notes, digests; tags
     for url in urls:
         assert (dist / url.removeprefix(BASE)).is_file()
 
