@@ -203,7 +203,8 @@ class Build:
         from .search import SearchIndexer
 
         site = self.settings.site
-        indexer = SearchIndexer(self.cache, urlsplit(site.base_url).path, staging.present)
+        base_path = urlsplit(site.base_url).path
+        indexer = SearchIndexer(self.cache, base_path, staging.present, self.dist.root)
         refs = [digest.ref for digest in archive.model.digests]
         for output in indexer.outputs(refs, site.search_shard_size, collected.outputs):
             if output.path in collected.outputs:

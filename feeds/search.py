@@ -59,8 +59,11 @@ def pagefind_binary() -> Path:
 class SearchIndexer:
     """Writes (or takes from the cache) the search shards of a build's digest pages."""
 
-    def __init__(self, cache: Cache, base_path: str, present: Callable[[Output], bool]):
+    def __init__(
+        self, cache: Cache, base_path: str, present: Callable[[Output], bool], dist_root: str
+    ):
         self.cache, self.base_path, self.present = cache, base_path.strip("/"), present
+        self.dist_root = dist_root  # a page reused from dist/ may have no object in the cache
         self._binary: Path | None = None
         self._version: str | None = None
         self.indexed = 0  # shards Pagefind wrote in this build
@@ -102,9 +105,7 @@ class SearchIndexer:
             site, out = Path(temporary, "site"), Path(temporary, "out")
             root = site / self.base_path if self.base_path else site  # result URLs get the path
             for page in pages:
-                data = self.cache.objects.read_verified(page.sha)
-                if data is None:
-                    raise FeedsError("the render cache lost a page while indexing", page.path)
+                data = self._page(page)
                 target = root / page.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
@@ -119,6 +120,17 @@ class SearchIndexer:
                     data = _sorted_entry(data)
                 files.append(Output(folder + name, self.cache.objects.put(data), len(data)))
         return tuple(files)
+
+    def _page(self, page: Output) -> bytes:
+        data = self.cache.objects.read_verified(page.sha)
+        if data is None:
+            try:
+                data = Path(self.dist_root, page.path).read_bytes()
+            except OSError:
+                data = b""
+            if sha256(data) != page.sha:
+                raise FeedsError("neither the cache nor dist/ holds this page as built", page.path)
+        return data
 
     def _run(self, arguments: list[str], cwd: Path) -> str:
         if self._binary is None:

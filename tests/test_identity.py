@@ -3,6 +3,7 @@ the link previews (og:, description), and the search index (Pagefind) with its f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -270,3 +271,25 @@ def test_files_that_share_their_bytes_do_not_defeat_the_no_change_build(tmp_path
     ).read_bytes()
     again = build(tmp_path / "seeds", tmp_path / "dist", settings)
     assert again.written == [] and list(again.timings) == ["parse"], again.timings
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second file system")
+def test_pages_reused_from_dist_without_their_objects_are_still_indexed(tmp_path):
+    """A cache on another file system (dist/ holds copies, not links) that lost objects: the
+    pages kept in dist/ are what Pagefind reads."""
+    import tempfile
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cache = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    settings = site(cache_dir=str(cache))
+    build(tmp_path / "seeds", tmp_path / "dist", settings)
+    for lang in ("ko", "en"):  # the objects of the oldest digest's pages, kept in dist/
+        sha = hashlib.sha256((tmp_path / "dist" / lang / "2024-10-29" / "index.html").read_bytes())
+        (cache / "objects" / sha.hexdigest()[:2] / sha.hexdigest()).unlink()
+    new = (SEEDS / "2024-11-07.txt").read_text().replace("2024년 11월 7일", "2024년 11월 9일")
+    (tmp_path / "seeds" / "2024-11-09.txt").write_text(new)
+    report = build(tmp_path / "seeds", tmp_path / "dist", settings)
+    assert report.search_indexed == 1 and report.reused > 0
+    entry = json.loads((tmp_path / "dist" / "pagefind" / "1" / "pagefind-entry.json").read_text())
+    assert entry["languages"]["en"]["page_count"] == 4
+    shutil.rmtree(cache)
