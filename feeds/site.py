@@ -244,7 +244,6 @@ class SiteRenderer:
             signup=signup,
             newsletter=None if signup else newsletter,
             newsletter_label=newsletter.removeprefix("mailto:").split("?")[0],
-            text=TEXT,
         )
 
     def archive_page(self, lang: Lang, digests: Sequence[DigestRef]) -> bytes:

@@ -107,19 +107,19 @@ def test_search_in_one_language_finds_only_that_language(site, browser):
     assert hrefs and all(h.startswith(f"{site}ko/") for h in hrefs), hrefs
 
 
-PAGES = {"landing": "", "digest": "en/2024-10-29/", "digest-ko": "ko/2024-10-29/"}
-
-
-def _tag_page(site: str) -> str:
-    return "en/tags/diffusion/"
+PAGES = {
+    "landing": "",
+    "digest": "en/2024-10-29/",
+    "digest-ko": "ko/2024-10-29/",
+    "tag": "en/tags/diffusion/",
+}
 
 
 @pytest.mark.parametrize("width", [390, 1280])
 @pytest.mark.parametrize("name", ["landing", "digest", "digest-ko", "tag"])
 def test_pages_fit_the_width_and_never_break_a_tag(site, browser, name, width):
-    path = _tag_page(site) if name == "tag" else PAGES[name]
     browser.resize(width)
-    browser.open(site + path)
+    browser.open(site + PAGES[name])
     scroll, client = browser.js(
         "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )  # type: ignore[misc]
