@@ -200,6 +200,7 @@ class Build:
 
     def index_search(self, archive: ParsedArchive, staging: Staging, collected: Collected) -> None:
         """The search indexes of the digest pages (feeds.search): Pagefind reads the pages."""
+        from .plan import add_output
         from .search import SearchIndexer
 
         site = self.settings.site
@@ -207,9 +208,7 @@ class Build:
         indexer = SearchIndexer(self.cache, base_path, staging.present, self.dist.root)
         refs = [digest.ref for digest in archive.model.digests]
         for output in indexer.outputs(refs, site.search_shard_size, collected.outputs):
-            if output.path in collected.outputs:
-                raise FeedsError(f"two outputs would be written to {output.path}")
-            collected.outputs[output.path] = output
+            add_output(collected.outputs, output)
         self.report.search_indexed = indexer.indexed
         self._time("search")
 

@@ -148,10 +148,10 @@ class Planned:
         outputs: dict[str, Output] = {}
         for key, _ in self.jobs:
             for output in index[key].outputs:
-                _add(outputs, output)
+                add_output(outputs, output)
         site = self.site_wide.result()
         for output in site.entry.outputs:
-            _add(outputs, output)
+            add_output(outputs, output)
         for stage, seconds in site.seconds.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
         warnings = [w for key, job in self.jobs for w in warnings_of(job, index[key])]
@@ -278,7 +278,8 @@ def plan(
     return Planned(jobs, index, rendering, site_wide, items, timings)
 
 
-def _add(outputs: dict[str, Output], output: Output) -> None:
+def add_output(outputs: dict[str, Output], output: Output) -> None:
+    """Add an output to a build's outputs; two at one path is an error (a bug in feeds)."""
     if output.path in outputs:
         raise FeedsError(f"two outputs would be written to {output.path}")
     outputs[output.path] = output
