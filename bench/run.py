@@ -1,6 +1,7 @@
 """Benchmark `feeds build` on generated archives, side by side with Pelican and Hugo.
 
     python bench/run.py                       # 100, 500, 2,000 digests, 3 runs; Pelican and Hugo at 2,000
+    python bench/run.py --sizes 10000 --runs 1 --edits 3 --compare-size 0   # then: the large archive
     python bench/run.py --sizes 100 --runs 1 --compare-size 0   # a quick look
 
 Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each scenario
@@ -12,7 +13,9 @@ removed after each), one template edited; plus files and bytes per kind, the bui
 per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the same corpus
 is built by Pelican and Hugo (installed into bench/.venv, not as dependencies of feeds) as
 one post per note with per-tag feeds, in the same run, and the I/O floor of both outputs is
-measured (bench/floor.py). Writes bench/RESULTS.md and bench/results.json.
+measured (bench/floor.py). Writes bench/results.json, where a run replaces the sizes it
+measured and keeps the others (so 10,000 digests can run apart, once), and bench/RESULTS.md
+from all of it.
 """
 
 from __future__ import annotations
@@ -216,6 +219,9 @@ def bench_size(size: int, runs: int, edits: int, compare: bool) -> dict[str, obj
         run_build(src, out)
     report: dict[str, object] = {
         "digests": size,
+        "runs": runs,
+        "edits": edits,
+        "date": time.strftime("%Y-%m-%d"),
         "notes": _notes(src),
         "scenarios": {
             name: {
@@ -263,6 +269,7 @@ def compare_tools(src: Path, runs: int) -> dict[str, object]:
         found[name] = {
             "posts": posts,
             "wall": summary([r["wall"] for r in rows]),
+            "cpu": summary([r["cpu"] for r in rows]),
             "peak_rss_mib": max(r["peak_rss_kib"] for r in rows) / 1024,
             "files": len(files),
             "mib": sum(p.stat().st_size for p in files) / 2**20,
@@ -300,19 +307,31 @@ def _wall(w: dict[str, float]) -> str:
     return f"{w['median']:.2f} ({w['min']:.2f}–{w['max']:.2f})"
 
 
+def _commands(report: dict[str, object]) -> list[str]:
+    """One line per invocation that measured some of the sizes (each size says how it ran)."""
+    runs: dict[tuple[int, int, str], list[str]] = {}
+    for size in report["sizes"]:
+        key = (size["runs"], size["edits"], size["date"])
+        runs.setdefault(key, []).append(str(size["digests"]))
+    return [
+        f"- `python bench/run.py --sizes {' '.join(sizes)} --runs {r} --edits {e}` ({day}): "
+        f"{r} run(s) per scenario, {r * e} of one digest added and one note edited"
+        for (r, e, day), sizes in runs.items()
+    ]
+
+
 def markdown(report: dict[str, object]) -> str:
     m = report["machine"]
-    sizes = " ".join(str(s["digests"]) for s in report["sizes"])
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["libraries"].items()),
-        f"Command: `python bench/run.py --sizes {sizes} --runs {report['runs']} "
-        f"--edits {report['edits']}` ({report['runs']} run(s) per scenario, and "
-        f"{report['runs'] * report['edits']} of one digest added and one note edited: median, "
-        "min–max; memory is the peak of the whole process tree; every run starts after a "
-        "`sync`)",
+        "",
+        "Commands (median, min–max; CPU s is user + system time of the whole process tree; "
+        "memory is the peak of the whole process tree; every run starts after a `sync`):",
+        "",
+        *_commands(report),
         "",
         "| digests | scenario | wall s | CPU s | peak RSS MiB | files written | jobs rendered | stages (s, summed over workers) |",
         "| ---: | --- | --- | --- | ---: | ---: | ---: | --- |",
@@ -347,25 +366,32 @@ def markdown(report: dict[str, object]) -> str:
             f"{versions['hugo']} and {versions['pelican']} build the same notes as one post "
             "each with per-tag feeds (bench/compare.py); cold builds.",
             "",
-            "| tool | posts | wall s | peak RSS MiB | files | MiB | feeds cold ÷ tool |",
-            "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+            "| tool | posts | wall s | CPU s | peak RSS MiB | files | MiB | feeds ÷ tool, wall | feeds ÷ tool, CPU |",
+            "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name in ("hugo", "pelican"):
             row = found[name]
             ratio = cold["wall"]["median"] / row["wall"]["median"]
+            cpu = row.get("cpu")
+            cpu_text = _wall(cpu) if cpu else "–"
+            cpu_ratio = f"{cold['cpu']['median'] / cpu['median']:.2f}" if cpu else "–"
             lines.append(
-                f"| {name} | {row['posts']} | {_wall(row['wall'])} | {row['peak_rss_mib']:.0f} "
-                f"| {row['files']} | {row['mib']:.0f} | {ratio:.2f} |"
+                f"| {name} | {row['posts']} | {_wall(row['wall'])} | {cpu_text} "
+                f"| {row['peak_rss_mib']:.0f} | {row['files']} | {row['mib']:.0f} | {ratio:.2f} "
+                f"| {cpu_ratio} |"
             )
         out = size["output"]
         lines.append(
             f"| feeds (cold) | {size['notes']} notes | {_wall(cold['wall'])} | "
-            f"{cold['peak_rss_mib']:.0f} | {sum(e['files'] for e in out.values())} | "
-            f"{sum(e['bytes'] for e in out.values()) / 2**20:.0f} | 1.00 |"
+            f"{_wall(cold['cpu'])} | {cold['peak_rss_mib']:.0f} | "
+            f"{sum(e['files'] for e in out.values())} | "
+            f"{sum(e['bytes'] for e in out.values()) / 2**20:.0f} | 1.00 | 1.00 |"
         )
         floor = size.get("floor")
         if floor:
             target = found["hugo"]["wall"]["median"] / 2
+            share = floor["feeds"]["median"] / cold["wall"]["median"]
+            bound = "disk-bound" if share > 0.25 else "CPU-bound"
             lines += [
                 "",
                 "I/O floor: writing the same files and bytes and nothing else, from 2 processes "
@@ -373,7 +399,8 @@ def markdown(report: dict[str, object]) -> str:
                 "",
                 f"- feeds' output: {_wall(floor['feeds'])} s, "
                 f"{floor['feeds']['median'] / target:.0%} of the cold target "
-                f"(half of Hugo's median, {target:.2f} s)",
+                f"(half of Hugo's median, {target:.2f} s), {share:.0%} of feeds' cold build: "
+                f"this run was **{bound}** (disk-bound: the floor is over a quarter of the build)",
                 f"- Hugo's output: {_wall(floor['hugo'])} s",
             ]
     by_size = {s["digests"]: s for s in report["sizes"]}
@@ -406,16 +433,14 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     # Compile feeds once, as installing it does, so no measured run pays for that.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "feeds")], check=True)
-    report = {
-        "machine": machine(),
-        "runs": args.runs,
-        "edits": args.edits,
-        "sizes": [
-            bench_size(size, args.runs, args.edits, size == args.compare_size)
-            for size in args.sizes
-        ],
-    }
-    (ROOT / "bench" / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    measured = [
+        bench_size(size, args.runs, args.edits, size == args.compare_size) for size in args.sizes
+    ]
+    results = ROOT / "bench" / "results.json"
+    kept = json.loads(results.read_text())["sizes"] if results.exists() else []
+    by_size = {s["digests"]: s for s in kept if "runs" in s} | {s["digests"]: s for s in measured}
+    report = {"machine": machine(), "sizes": [by_size[k] for k in sorted(by_size)]}
+    results.write_text(json.dumps(report, indent=2) + "\n")
     (ROOT / "bench" / "RESULTS.md").write_text(markdown(report))
     print(markdown(report))
 
