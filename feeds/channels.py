@@ -26,7 +26,7 @@ from .urls import (
     tag_page_path,
     tag_slug,
 )
-from .views import NoteView, NoteViews
+from .views import NoteView, note_views
 
 ITEM_TEMPLATE = "feed_item.html"
 """The HTML content of one note's feed item."""
@@ -100,7 +100,7 @@ def note_item(
     entry: FeedEntry, lang: Lang, settings: SiteSettings, env: jinja2.Environment
 ) -> Item:
     """A note as an item of a feed in one language."""
-    view = NoteViews(settings)(entry.digest.id, entry.note, lang)
+    view = note_views(settings)(entry.digest.id, entry.note, lang)
     note = view.note
     published, updated = entry.dates(settings)
     return Item(
@@ -128,7 +128,7 @@ def digest_item(
     of it last changed in this language (None: never)."""
     urls = Urls(settings.base_url)
     url = urls.of(digest_page_path(lang, digest.id))
-    views = NoteViews(settings)
+    views = note_views(settings)
     taken = frozenset(note.slug for note in digest.notes)
     notes = [views(digest.id, note, lang, taken) for note in digest.notes]
     content = render(

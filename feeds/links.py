@@ -73,9 +73,14 @@ def pieces(text: str) -> Iterator[Piece]:
         yield Piece(text[at:], None)
 
 
+def _may_link(text: str) -> bool:
+    """The text may hold a URL or an arXiv id (pieces finds none in any other)."""
+    return "://" in text or _ARXIV_HINT.search(text) is not None
+
+
 def linkify(text: str) -> Markup:
     """The text as HTML (escaped), its URLs and arXiv ids as links."""
-    if "://" not in text and "." not in text:
+    if not _may_link(text):
         return escape(text)
     return Markup("").join(
         Markup('<a href="{}">{}</a>').format(p.href, p.text) if p.href else escape(p.text)
@@ -86,7 +91,7 @@ def linkify(text: str) -> Markup:
 def paper_url(title: str, texts: Iterable[str], search: str = DEFAULT_PAPER_SEARCH) -> str:
     """The paper a note is about: the first arXiv, OpenReview, ACL Anthology or DOI link in its
     text, or a search for its title."""
-    for text in texts:
+    for text in filter(_may_link, texts):
         for piece in pieces(text):
             if piece.href and _PAPER_HOSTS.match(piece.href):
                 return piece.href

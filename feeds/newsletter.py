@@ -21,7 +21,7 @@ from .i18n import TEXT, format_digest_date
 from .model import Digest, Lang, clean_text
 from .templating import render
 from .urls import Urls, digest_page_path, feed_path, newsletter_path, unsubscribe_url
-from .views import NoteViews
+from .views import note_views
 
 MJML_TEMPLATE = "newsletter.mjml"
 TEXT_TEMPLATE = "newsletter.txt"
@@ -109,8 +109,9 @@ def _compile(source: str, template: str, what: str) -> str:
 def _context(digest: Digest, lang: Lang, settings: SiteSettings) -> dict[str, object]:
     urls = Urls(settings.base_url)
     text = TEXT[lang]
-    views = NoteViews(settings)
-    items = [views(digest.id, note, lang) for note in digest.notes]
+    views = note_views(settings)
+    taken = frozenset(note.slug for note in digest.notes)  # as its page: the same views
+    items = [views(digest.id, note, lang, taken) for note in digest.notes]
     site_title = clean_text(settings.title[lang])
     date_text = format_digest_date(digest.date, digest.part, lang)
     titles = ", ".join(i.note.title for i in items)

@@ -47,7 +47,7 @@ from .urls import (
     tag_page_path,
     tag_slug,
 )
-from .views import NoteViews
+from .views import note_views
 
 DIGEST_TEMPLATE = "digest.html"
 TAG_TEMPLATE = "tag.html"
@@ -78,7 +78,7 @@ class SiteRenderer:
         self.settings = settings
         self.env = env
         self.urls = Urls(settings.base_url)
-        self.views = NoteViews(settings)
+        self.views = note_views(settings)
 
     # -- shared pieces ---------------------------------------------------------------------
 

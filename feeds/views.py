@@ -39,18 +39,34 @@ class NoteView:
     aliases: tuple[str, ...]
 
 
-class NoteViews:
-    """Makes the views of notes, for one site."""
+_MEMO_SIZE = 256
+"""Views kept per site: more than a digest's, in both languages (its page and newsletter
+show the same ones)."""
 
-    def __init__(self, site: SiteSettings):
-        self.urls = Urls(site.base_url)
-        self.search = site.paper_search_url
+
+class NoteViews:
+    """Makes the views of notes, for one site, and keeps the last ones made: a digest's page
+    and its newsletter show the same notes (note_views gives the shared one)."""
+
+    def __init__(self, base_url: str, search: str):
+        self.urls = Urls(base_url)
+        self.search = search
+        self._made: dict[tuple[str, Lang, Note, frozenset[str]], NoteView] = {}
 
     def __call__(
         self, digest_id: str, note: Note, lang: Lang, taken: frozenset[str] = frozenset()
     ) -> NoteView:
         """The view of one note of a digest in one language; `taken`: every anchor of its
         digest page, so that an alias never shares one."""
+        key = (digest_id, lang, note, taken)
+        found = self._made.get(key)
+        if found is None:
+            if len(self._made) >= _MEMO_SIZE:
+                self._made.clear()
+            found = self._made[key] = self._make(digest_id, note, lang, taken)
+        return found
+
+    def _make(self, digest_id: str, note: Note, lang: Lang, taken: frozenset[str]) -> NoteView:
         note = clean_note(note)
         shown: Lang = (
             lang if note.commentary(lang) or not note.commentary(other(lang)) else other(lang)
@@ -70,3 +86,15 @@ class NoteViews:
             ),
             aliases=(title_slug,) if title_slug != note.slug and title_slug not in taken else (),
         )
+
+
+_SHARED: dict[tuple[str, str], NoteViews] = {}
+
+
+def note_views(site: SiteSettings) -> NoteViews:
+    """The views of this site's notes, one maker per process (what is made is kept a while)."""
+    key = (site.base_url, site.paper_search_url)
+    found = _SHARED.get(key)
+    if found is None:
+        found = _SHARED[key] = NoteViews(*key)
+    return found
