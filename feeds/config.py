@@ -77,7 +77,7 @@ class SiteSettings:
     feed_limit: int = 50
     digest_feed_limit: int = 10  # digests in the feed with one item per digest
     tag_page_size: int = 200
-    search_shard_size: int = 400  # digests per search index, counted from the oldest
+    search_shard_size: int = 400  # digests in the largest search shards (feeds.search)
     websub_hub: str | None = field(default=None, metadata=_URL)
     unsubscribe_url: str | None = field(default=None, metadata=_URL)
     unsubscribe_mailto: str | None = None

@@ -2,8 +2,9 @@
 
 Pagefind runs in the reader's browser on static index files; its binary (PyPI `pagefind[bin]`)
 writes them from the pages. It cannot update an index, only write it again from every page,
-so the digests are split into shards of `search_shard_size`, counted from the oldest (as tag
-pages are): a new digest re-indexes the newest shard only, and the search page merges them.
+so the digests are split into shards counted from the oldest (as tag pages are): full ones of
+`search_shard_size` and of smaller tiers, and the newest digests (`shards`). A new digest
+re-indexes a few dozen digests at most on most days, and the search page merges them.
 Each shard is cached under a key of its pages' bytes and the binary's version.
 
 Pagefind writes the same bytes for the same pages but one file, `pagefind-entry.json`, whose
@@ -33,13 +34,40 @@ _UNUSED = ("pagefind-component-ui", "pagefind-modular-ui", "pagefind-highlight")
 """Bundle files the search page does not load (Pagefind's other UIs): not published."""
 
 
+SMALLEST_SHARD = 25
+"""Digests in the smallest full shard: the tiers below `search_shard_size` go down by fours
+to no fewer than this."""
+
+
+def shard_tiers(size: int) -> list[int]:
+    """The sizes of full shards, largest first: `size`, then a quarter of it while that holds
+    SMALLEST_SHARD digests or more (400: 400, 100, 25)."""
+    tiers = [size]
+    while tiers[-1] // 4 >= SMALLEST_SHARD:
+        tiers.append(tiers[-1] // 4)
+    return tiers
+
+
 def shards(refs: Sequence[DigestRef], size: int) -> list[list[DigestRef]]:
-    """The digests (newest first) in search shards, shard 1 the oldest; all full but the
-    newest, so that adding digests never changes an older shard. `size` 0: one shard."""
+    """The digests (newest first) in search shards, shard 1 the oldest; `size` 0: one shard.
+
+    From the oldest: full shards of `size`, then of each smaller tier (shard_tiers), then the
+    rest, which always holds the newest digest: its page changes when the next digest comes
+    (its link to it), and only the rest, no more than the smallest tier, is indexed again. When
+    the rest fills a tier, it becomes a full shard; four full ones of a tier become one of
+    the tier above, once in so many digests."""
     oldest_first = list(reversed(refs))
     if size <= 0:
         return [oldest_first] if refs else []
-    return [oldest_first[start : start + size] for start in range(0, len(oldest_first), size)]
+    settled = len(oldest_first) - 1  # the newest is never in a full shard
+    found, start = [], 0
+    for tier in shard_tiers(size):
+        while settled - start >= tier:
+            found.append(oldest_first[start : start + tier])
+            start += tier
+    if start < len(oldest_first):
+        found.append(oldest_first[start:])
+    return found
 
 
 def pagefind_binary() -> Path:
