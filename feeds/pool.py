@@ -160,6 +160,9 @@ class Pool:
                 batch.sent.wait()
                 if batch.sent.successful():
                     self._pids.add(batch.sent.get()[0])
+        for batch in self._sent:
+            batch.tasks = []  # done: their Pending, if still held, needs only the results
+        self._sent = []  # nor does the pool: what was sent goes when its Pending goes
         self._pool.terminate()
         self._pool.join()
         self._pool = None
