@@ -8,12 +8,12 @@ Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each sce
 runs the real CLI in a fresh process, after a `sync`, and is measured from outside: wall
 time, and the peak resident memory of the whole process tree (worker processes included),
 sampled from /proc. Scenarios: cold (a first build: no dist/, no spare tree, empty cache),
-no-change rebuild, one digest added and one note edited (--edits rounds per run, the digest
-removed after each), one template edited; plus files and bytes per kind, the build's own
-per-stage timings, and `feeds check` per 1,000 digests. With --compare-size, the same corpus
-is built by Pelican and Hugo (installed into bench/.venv, not as dependencies of feeds) as
-one post per note with per-tag feeds, in the same run, and the I/O floor of both outputs is
-measured (bench/floor.py). Writes bench/results.json, where a run replaces the sizes it
+no-change rebuild, one digest added, one note edited and the next day's digest added
+(--edits rounds per run, both digests removed after each), one template edited; plus files
+and bytes per kind, the build's own per-stage timings, and `feeds check` per 1,000 digests.
+With --compare-size, the same corpus is built by Pelican and Hugo (installed into
+bench/.venv, not as dependencies of feeds) as one post per note with per-tag feeds, in the
+same run, and the I/O floor of both outputs is measured (bench/floor.py). Writes bench/results.json, where a run replaces the sizes it
 measured and keeps the others (so 10,000 digests can run apart, once), and bench/RESULTS.md
 from all of it.
 """
@@ -190,7 +190,7 @@ def bench_size(size: int, runs: int, edits: int, compare: bool) -> dict[str, obj
         capture_output=True,
     )
     results: dict[str, list[dict[str, object]]] = {
-        k: [] for k in ("cold", "no_change", "add_digest", "edit_note", "edit_template")
+        k: [] for k in ("cold", "no_change", "add_digest", "edit_note", "add_next", "edit_template")
     }
     templates = WORK / "templates"
     for _ in range(runs):
@@ -208,7 +208,13 @@ def bench_size(size: int, runs: int, edits: int, compare: bool) -> dict[str, obj
             results["add_digest"].append(run_build(src, out))
             extra.write_text(extra.read_text().replace("#", "#edited-", 1))
             results["edit_note"].append(run_build(src, out))
+            # The next day's digest: at a round size the first one merges search shards
+            # (once in 100 or 400 digests, feeds.search), the next one is a common day's.
+            following = src / "2100-01-02.txt"
+            following.write_text(re.sub(r"^\s*\d+년 \d+월 \d+일", "2100년 1월 2일", first))
+            results["add_next"].append(run_build(src, out))
             extra.unlink()
+            following.unlink()
             run_build(src, out)
         shutil.rmtree(templates, ignore_errors=True)
         shutil.copytree(ROOT / "templates", templates)
@@ -315,7 +321,7 @@ def _commands(report: dict[str, object]) -> list[str]:
         runs.setdefault(key, []).append(str(size["digests"]))
     return [
         f"- `python bench/run.py --sizes {' '.join(sizes)} --runs {r} --edits {e}` ({day}): "
-        f"{r} run(s) per scenario, {r * e} of one digest added and one note edited"
+        f"{r} run(s) per scenario, {r * e} of each digest added and note edited"
         for (r, e, day), sizes in runs.items()
     ]
 

@@ -171,8 +171,10 @@ class ObjectStore:
         self.root = root
         self._folders: set[str] = set()  # made by this process: no mkdir per object
 
-    def path(self, sha: str) -> Path:
-        return self.root / sha[:2] / sha
+    def path(self, sha: str) -> str:
+        """Where the object of these bytes is (a plain string: placing a build's files asks
+        for tens of thousands)."""
+        return f"{self.root}/{sha[:2]}/{sha}"
 
     def put(self, data: bytes) -> str:
         """Store bytes; returns their SHA-256.
