@@ -21,13 +21,17 @@ from .test_serve import free_port, get, wait_for
 pytestmark = [pytest.mark.slow, needs_chromium]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("served")
+def _serve(root, extra_env: dict[str, str]):
+    """`feeds serve` of the seeds in root, as a user runs it; yields its base URL."""
     shutil.copytree(SEEDS, root / "seeds")
     port = free_port()
     log = (root / "serve.log").open("w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FEEDS_CACHE_DIR": str(root / "cache")}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "FEEDS_CACHE_DIR": str(root / "cache"),
+        **extra_env,
+    }
     process = subprocess.Popen(
         [
             sys.executable,
@@ -53,6 +57,17 @@ def site(tmp_path_factory: pytest.TempPathFactory):
         process.terminate()
         process.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory):
+    yield from _serve(tmp_path_factory.mktemp("served"), {})
+
+
+@pytest.fixture(scope="module")
+def sharded_site(tmp_path_factory: pytest.TempPathFactory):
+    """The seeds with a search shard per digest: three indexes the search page merges."""
+    yield from _serve(tmp_path_factory.mktemp("sharded"), {"FEEDS_SEARCH_SHARD_SIZE": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +120,20 @@ def test_search_in_one_language_finds_only_that_language(site, browser):
     browser.open(f"{site}ko/search/?q=ThunderKittens")
     hrefs = [r["href"] for r in _results(browser)]
     assert hrefs and all(h.startswith(f"{site}ko/") for h in hrefs), hrefs
+
+
+@pytest.mark.parametrize(
+    ("word", "digest"),
+    [("ThunderKittens", "2024-10-29"), ("Langford", "2024-11-04-1"), ("Rashtchian", "2024-11-07")],
+)
+def test_search_merges_every_shard(sharded_site, browser, word, digest):
+    """The oldest digest's shard, the middle one's and the newest's, each found from the one
+    search page."""
+    status, _, search = get(f"{sharded_site}en/search/")
+    assert status == 200 and b"/pagefind/3/" in search and b"/pagefind/1/" in search
+    browser.open(f"{sharded_site}en/search/?q={word}")
+    hrefs = [r["href"] for r in _results(browser)]
+    assert any(h.startswith(f"{sharded_site}en/{digest}/") for h in hrefs), hrefs
 
 
 PAGES = {
