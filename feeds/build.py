@@ -264,7 +264,7 @@ def give_back_memory() -> None:
     gc.collect()
     try:
         trim = ctypes.CDLL(None).malloc_trim  # the C library this process runs with
-    except (OSError, AttributeError):  # not glibc
+    except (OSError, AttributeError, TypeError):  # not glibc (Windows cannot open None)
         return
     trim(0)
 
