@@ -13,9 +13,9 @@ no-change rebuild, one digest added, one note edited and the next day's digest a
 and bytes per kind, the build's own per-stage timings, and `feeds check` per 1,000 digests.
 With --compare-size, the same corpus is built by Pelican and Hugo (installed into
 bench/.venv, not as dependencies of feeds) as one post per note with per-tag feeds, in the
-same run, and the I/O floor of both outputs is measured (bench/floor.py). Writes bench/results.json, where a run replaces the sizes it
-measured and keeps the others (so 10,000 digests can run apart, once), and bench/RESULTS.md
-from all of it.
+same run, and the I/O floor of both outputs is measured (bench/floor.py). Writes
+bench/results.json, where a run replaces the sizes it measured and keeps the others (so
+10,000 digests can run apart, once), and bench/RESULTS.md from all of it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ def test_full_shards_of_each_tier_then_the_newest():
     assert sizes == [400] * 4 + [100] * 3 + [25] * 3 + [24]
     assert [len(s) for s in _layout(2002)] == [400] * 5 + [2]
     assert [len(s) for s in _layout(10_001)] == [400] * 25 + [1]
-    assert _layout(0) == [] and _layout(3, 0) == [tuple(_layout(3)[0])]
+    assert _layout(0) == []
+    assert _layout(3, 0) == [("2019-01-01", "2019-01-02", "2019-01-03")]  # 0: one shard
 
 
 def test_every_digest_is_in_one_shard_oldest_first():
