@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -106,6 +107,9 @@ def update_tree(
     needed = folders_of(outputs)
     made = present.dirs | {""}
     files = dict(unchanged)
+    # A link or an unlink changes the ctime of the inode, and so of every path that shares
+    # it (the same bytes: each search shard's scripts): count them, and stat those again.
+    touched: Counter[int] = Counter()
     for path in sorted(outputs):
         target = f"{stage}/{path}"
         if path in present.files:
@@ -113,6 +117,7 @@ def update_tree(
             if kept is not None and present.files[path] == kept.inode:
                 continue
             os.unlink(target)
+            touched[present.files[path]] += 1
         else:
             folder = path.rpartition("/")[0]
             if folder not in made:
@@ -123,25 +128,26 @@ def update_tree(
             files[path] = Written.at(target, unchanged[path].sha)
         else:
             files[path] = place(objects, outputs[path], target)
-    _restat_shared(stage, files)
+        touched[files[path].inode] += 1
     for path in present.files.keys() - outputs.keys():
         os.unlink(f"{stage}/{path}")
+        touched[present.files[path]] += 1
     for folder in sorted(present.dirs - needed, key=lambda f: -f.count("/")):
         with contextlib.suppress(OSError):  # not empty: something odd was put there meanwhile
             os.rmdir(f"{stage}/{folder}")
+    _restat_touched(stage, files, unchanged, touched)
     return files
 
 
-def _restat_shared(stage: str, files: dict[str, Written]) -> None:
-    """Stat again the files that share their bytes, and so their inode (Pagefind's scripts in
-    each search shard): linking one changed the ctime of all, as it was recorded before."""
-    paths_of: dict[str, list[str]] = {}
+def _restat_touched(
+    stage: str, files: dict[str, Written], unchanged: dict[str, Written], touched: Counter[int]
+) -> None:
+    """Stat again each file whose inode changed after its stat was taken: a file kept from the
+    spare tree whose inode was touched at all, one placed here touched more than that once."""
     for path, written in files.items():
-        paths_of.setdefault(written.sha, []).append(path)
-    for sha, paths in paths_of.items():
-        if len(paths) > 1:
-            for path in paths:
-                files[path] = Written.at(f"{stage}/{path}", sha)
+        own = 0 if written is unchanged.get(path) else 1
+        if touched[written.inode] > own:
+            files[path] = Written.at(f"{stage}/{path}", written.sha)
 
 
 def place(objects: ObjectStore, output: Output, target: str) -> Written:

@@ -267,6 +267,23 @@ def test_files_that_share_their_bytes_do_not_defeat_the_no_change_build(tmp_path
     assert again.written == [] and list(again.timings) == ["parse"], again.timings
 
 
+def test_a_search_shard_removed_does_not_defeat_the_next_no_change_build(tmp_path):
+    """The removed shard's scripts shared their inode with the kept shards' scripts: removing
+    them changed the ctime of those too, after the build had recorded it."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    settings = site(search_shard_size=1, cache_dir=str(tmp_path / "cache"))
+    new = (SEEDS / "2024-11-07.txt").read_text().replace("2024년 11월 7일", "2024년 11월 9일")
+    (tmp_path / "seeds" / "2024-11-09.txt").write_text(new)
+    build(tmp_path / "seeds", tmp_path / "dist", settings)  # 4 shards
+    (tmp_path / "seeds" / "2024-11-09.txt").write_text(new.replace("#", "#edited-", 1))
+    build(tmp_path / "seeds", tmp_path / "dist", settings)  # the first tree is kept as spare
+    (tmp_path / "seeds" / "2024-11-09.txt").unlink()  # staged in the spare: shard 4 unlinked
+    fewer = build(tmp_path / "seeds", tmp_path / "dist", settings)
+    assert [p for p in fewer.removed if p.startswith("pagefind/4/")]
+    again = build(tmp_path / "seeds", tmp_path / "dist", settings)
+    assert again.written == [] and list(again.timings) == ["parse"], again.timings
+
+
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second file system")
 def test_pages_reused_from_dist_without_their_objects_are_still_indexed(tmp_path):
     """A cache on another file system (dist/ holds copies, not links) that lost objects: the
