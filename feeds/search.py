@@ -132,7 +132,7 @@ class SearchIndexer:
         with tempfile.TemporaryDirectory(prefix="feeds-search-") as temporary:
             site, out = Path(temporary, "site"), Path(temporary, "out")
             root = site / self.base_path if self.base_path else site  # result URLs get the path
-            for page in pages:
+            for page in pages:  # copies: a link would change the ctime vouching for dist/'s
                 data = self._page(page)
                 target = root / page.path
                 target.parent.mkdir(parents=True, exist_ok=True)
