@@ -34,11 +34,12 @@ This method addresses the issue of gradient reduction.
 
 
 def feeds(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess[str]:
+    """`feeds ARGS` run in cwd as a user runs it (never with a traceback)."""
     kw.setdefault("timeout", 120)
+    kw.setdefault("env", ENV)
     result = subprocess.run(
         [sys.executable, "-m", "feeds", *args],
         cwd=cwd,
-        env=ENV,
         capture_output=True,
         text=True,
         **kw,

@@ -9,8 +9,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
-import sys
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +21,7 @@ from feeds.build import build
 
 from .conftest import SEEDS
 from .test_feeds import BASE, build_seeds, read_feed, site
+from .test_hostile import feeds
 
 DIGEST_FEEDS = ("atom.xml", "rss.xml", "feed.json")
 
@@ -208,12 +207,6 @@ def test_a_new_digest_reindexes_only_the_newest_search_shard(tmp_path):
     assert f'["{BASE}pagefind/1/"]' in search  # the older shard, merged in
 
 
-def _feeds_build(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`feeds build seeds --out dist` in `folder`, as a user runs it."""
-    command = [sys.executable, "-m", "feeds", "build", "seeds", "--out", "dist"]
-    return subprocess.run(command, cwd=folder, capture_output=True, text=True, env=env)
-
-
 def _fake_pagefind(tmp_path: Path, body: str) -> Path:
     script = tmp_path / "pagefind"
     script.write_text(
@@ -242,7 +235,7 @@ def test_a_pagefind_failure_is_one_error_and_dist_stays_as_it_was(tmp_path, body
     binary = tmp_path / "missing" if body is None else _fake_pagefind(tmp_path, body)
     env = {**os.environ, "PAGEFIND_BINARY_PATH": str(binary), "FEEDS_BASE_URL": BASE}
     env["FEEDS_CACHE_DIR"] = str(tmp_path / "cache")
-    result = _feeds_build(tmp_path, env)
+    result = feeds("build", "seeds", "--out", "dist", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and said in errors[0], result.stderr
@@ -250,7 +243,7 @@ def test_a_pagefind_failure_is_one_error_and_dist_stays_as_it_was(tmp_path, body
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["keep.txt"]
     # With the binary back, the same cache builds the site.
     del env["PAGEFIND_BINARY_PATH"]
-    again = _feeds_build(tmp_path, env)
+    again = feeds("build", "seeds", "--out", "dist", cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "dist" / "pagefind" / "1" / "pagefind-entry.json").is_file()
 
