@@ -157,6 +157,7 @@ def entry_ids(dist: Path) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.slow
 def test_a_title_edit_keeps_every_id_and_a_reader_sees_no_new_entry(tmp_path):
     src = copy_seeds(tmp_path)
     settings = site(tmp_path, feed_limit=0)
@@ -187,6 +188,7 @@ def test_a_title_edit_keeps_every_id_and_a_reader_sees_no_new_entry(tmp_path):
     assert 'id="mixture-of-parrots-experts-improve-memorization-more-than-reasoning"' in page
 
 
+@pytest.mark.slow
 def test_reordering_or_inserting_notes_changes_no_id(tmp_path):
     src = copy_seeds(tmp_path)
     settings = site(tmp_path, feed_limit=0)

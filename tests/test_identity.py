@@ -216,6 +216,7 @@ def _fake_pagefind(tmp_path: Path, body: str) -> Path:
     return script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "said"),
     [
@@ -260,6 +261,7 @@ def test_files_that_share_their_bytes_do_not_defeat_the_no_change_build(tmp_path
     assert again.written == [] and list(again.timings) == ["parse"], again.timings
 
 
+@pytest.mark.slow
 def test_a_search_shard_removed_does_not_defeat_the_next_no_change_build(tmp_path):
     """The removed shard's scripts shared their inode with the kept shards' scripts: removing
     them changed the ctime of those too, after the build had recorded it."""

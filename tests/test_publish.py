@@ -162,6 +162,7 @@ def test_a_same_size_edit_with_its_mtime_set_back_is_put_right(tmp_path):
     assert report.written == ["ko/2024-11-07/index.html"] and page.read_bytes() == original
 
 
+@pytest.mark.slow
 def test_cache_objects_damaged_in_place_after_a_cold_build_never_go_out(tmp_path):
     """Objects are hard links with dist/: damaged in place (same size, mtime set back), dist/
     is damaged with them. The next real build must put every one right."""
