@@ -63,6 +63,7 @@ class Channel:
     older: dict[FeedFormat, str] | None = None  # prev-archive
     newer: dict[FeedFormat, str] | None = None  # next-archive
     archive: bool = False  # an archive document (fh:archive)
+    summaries: bool = False  # its items carry no content, only their summary (feed.summarised)
     links: dict[str, str] = field(default_factory=dict)  # more feed-level links, by rel
 
 
@@ -184,6 +185,11 @@ def note_channel(lang: Lang, tag: str | None, page: Page, settings: SiteSettings
         linked(page.older),
         linked(page.newer) if page.number is not None else None,
         archive=page.number is not None,
+        # A tag feed's archives list notes whose whole text the language feed's archives
+        # already hold: with it, they were most of a site's bytes (README, "Feeds").
+        summaries=(
+            tag is not None and page.number is not None and settings.tag_archive_items == "summary"
+        ),
     )
 
 

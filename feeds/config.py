@@ -78,6 +78,9 @@ class SiteSettings:
     digest_feed_limit: int = 10  # digests in the feed with one item per digest
     tag_page_size: int = 200
     search_shard_size: int = 400  # digests in the largest search shards (feeds.search)
+    # What the archive documents of tag feeds hold of each note: its title, summary, link,
+    # tags and dates ("summary"), or all its text ("full"), as the subscription documents do.
+    tag_archive_items: str = field(default="summary", metadata={"choices": ("summary", "full")})
     websub_hub: str | None = field(default=None, metadata=_URL)
     unsubscribe_url: str | None = field(default=None, metadata=_URL)
     unsubscribe_mailto: str | None = None

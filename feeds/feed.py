@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,30 @@ def render_feed(
 ) -> list[tuple[str, bytes]]:
     """The Atom, RSS and JSON Feed files of one document of a feed, holding these items
     (render_items); `updated`: when the newest of them changed (None: the document is empty)."""
+    if channel.summaries:
+        items = [summarised(item) for item in items]
     return list(_serialise(channel, items, updated, settings))
+
+
+_ATOM_CONTENT = re.compile(rb'    <content type="html">.*?</content>\n', re.DOTALL)
+_RSS_CONTENT = re.compile(rb"      <content:encoded>.*?</content:encoded>\n", re.DOTALL)
+
+
+def summarised(item: Fragment) -> Fragment:
+    """The item without its content: title, link, summary, tags and dates stay. The content is
+    escaped text, so the first end tag after its start is its own. Atom then needs the
+    alternate link, which every item has (RFC 4287, 4.1.1); JSON Feed needs content_html or
+    content_text, and gets the summary as content_text."""
+    atom, count_atom = _ATOM_CONTENT.subn(b"", item.atom, count=1)
+    rss, count_rss = _RSS_CONTENT.subn(b"", item.rss, count=1)
+    assert count_atom == count_rss == 1, "feedgen wrote an item of another shape"
+    fields: dict[str, object] = {}
+    for key, value in json.loads(item.json).items():  # in their order: content_text in place
+        if key == "content_html":
+            key, value = "content_text", None
+        fields[key] = value
+    fields["content_text"] = fields["summary"]
+    return Fragment(atom, rss, json.dumps(fields, ensure_ascii=False).encode())
 
 
 def _bare_feedgen() -> FeedGenerator:

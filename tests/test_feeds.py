@@ -107,8 +107,13 @@ def read_feed(path: Path, data: bytes | None = None):
             published=item["date_published"],
             updated=item["date_modified"],
             published_parsed=datetime.fromisoformat(item["date_published"]).utctimetuple(),
-            content=[FeedParserDict(value=item["content_html"])],
             tags=[FeedParserDict(term=t) for t in item["tags"]],
+            # As feedparser gives an entry without content: no "content" at all.
+            **(
+                {"content": [FeedParserDict(value=item["content_html"])]}
+                if "content_html" in item
+                else {}
+            ),
         )
         for item in document["items"]
     ]
@@ -319,6 +324,9 @@ def whole_documents(channel, items, settings):
         fg.register_extension("paper", extension, paper_link, atom=True, rss=False)
         for item in items:
             feed._add_entry(fg, item)
+            if channel.summaries:  # feedgen has no call that unsets an entry's content
+                entry = fg.entry()[-1]
+                entry._FeedEntry__atom_content = entry._FeedEntry__rss_content = None
         return fg
 
     with (
@@ -329,23 +337,35 @@ def whole_documents(channel, items, settings):
         return render_feed(channel, [], newest, settings)[:2]
 
 
-def test_items_spliced_into_a_document_are_what_feedgen_writes_for_the_whole():
+def _json_items(items, lang, summaries):
+    found = [json.loads(json.dumps(feed._json_item(i, lang))) for i in items]
+    for fields in found if summaries else []:  # the summary as the content
+        del fields["content_html"]
+        fields["content_text"] = fields["summary"]
+    return found
+
+
+@pytest.mark.parametrize("archive_items", ["summary", "full"])
+def test_items_spliced_into_a_document_are_what_feedgen_writes_for_the_whole(archive_items):
     """Each note's item is rendered once and spliced into every document that lists it: the
-    bytes must be those feedgen writes for the whole document, in every kind of document."""
+    bytes must be those feedgen writes for the whole document, in every kind of document
+    (tag feeds' archives: without the items' content, unless tag_archive_items is "full")."""
     archive = load_archive(SEEDS).archive
     env = make_environment(None)
     entries = [FeedEntry(d.ref, i, n, None) for d in archive.digests for i, n in enumerate(d.notes)]
     assert len(entries) > 5
+    settings = site(tag_archive_items=archive_items).site
     for lang in LANGS:
-        items = [note_item(e, lang, site().site, env) for e in entries]
-        for page in (Page(), Page(number=2, older=1, newer=3)):
-            channel = note_channel(lang, "tag", page, site().site)
+        items = [note_item(e, lang, settings, env) for e in entries]
+        for tag, page in [(t, p) for t in ("tag", None) for p in (Page(), Page(2, 1, 3))]:
+            channel = note_channel(lang, tag, page, settings)
+            summaries = tag is not None and page.number is not None and archive_items == "summary"
+            assert channel.summaries == summaries
             newest = max(i.updated for i in items)
-            spliced = render_feed(channel, render_items(items, lang), newest, site().site)
-            assert spliced[:2] == whole_documents(channel, items, site().site)
-            assert json.loads(spliced[2][1])["items"] == [
-                json.loads(json.dumps(feed._json_item(i, lang))) for i in items
-            ]
+            spliced = render_feed(channel, render_items(items, lang), newest, settings)
+            assert spliced[:2] == whole_documents(channel, items, settings)
+            assert [b"<content" in data for _, data in spliced[:2]] == [not summaries] * 2
+            assert json.loads(spliced[2][1])["items"] == _json_items(items, lang, summaries)
         empty = render_feed(note_channel(lang, None, Page(), site().site), [], None, site().site)
         for path, data in empty[:2]:
             assert read_feed(Path(path), data).bozo == 0

@@ -4,6 +4,7 @@ the JSON Feed schema and lemon24/reader."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -127,6 +128,33 @@ def test_following_the_archives_gives_every_note_once_newest_first(tmp_path, lim
             assert [e.id for e in first] == every[: len(first)]
             tag_ids, _ = walk(dist, dist / lang / "tags" / "diffusion" / fmt)
             assert tag_ids == tagged
+
+
+@pytest.mark.parametrize("archive_items", ["summary", "full"])
+def test_tag_feed_archives_carry_summaries_and_the_language_feed_every_text(
+    tmp_path, archive_items
+):
+    """The whole text of every note is once per format in the language feed's history; a tag
+    feed's archives list its notes by title, summary and link (unless tag_archive_items is
+    "full"), with the same ids as everywhere."""
+    src = copy_seeds(tmp_path)
+    settings = site(tmp_path, feed_limit=3, tag_archive_items=archive_items)
+    build(src, tmp_path / "dist", settings)
+    dist = tmp_path / "dist"
+    pages = {n.slug: n for d in load_archive(src).archive.digests for n in d.notes}
+    for fmt in FORMATS:
+        for start, full in [("en", True), ("en/tags/transformer", archive_items == "full")]:
+            _, documents = walk(dist, dist / start / fmt)
+            assert len(documents) > 1
+            for number, document in enumerate(documents):
+                parsed = read_feed(document)
+                assert parsed.bozo == 0, parsed.bozo_exception
+                for entry in parsed.entries:
+                    note = pages[entry.id.rsplit("#", 1)[1]]
+                    assert entry.link == entry.id and entry.title == note.title
+                    summary = html.unescape(entry.summary)  # feedparser: RSS gives HTML
+                    assert summary == (note.english or note.abstract or (note.title,))[0]
+                    assert ("content" in entry) == (full or number == 0), (document, entry.id)
 
 
 def test_a_full_archive_document_never_changes_when_notes_are_added(tmp_path):
