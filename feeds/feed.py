@@ -74,8 +74,15 @@ def render_feed(
     return list(_serialise(channel, items, updated, settings))
 
 
-_ATOM_CONTENT = (b'    <content type="html">', b"</content>\n")
-_RSS_CONTENT = (b"      <content:encoded>", b"</content:encoded>\n")
+_ATOM_CONTENT = (
+    (b'    <content type="html">', b"</content>\n"),
+    (b'    <content type="html"/>', b"\n"),  # empty HTML (a template that wrote nothing)
+    (b"    <content>", b"</content>\n"),  # feedgen's fallback to the description
+)
+_RSS_CONTENT = (
+    (b"      <content:encoded>", b"</content:encoded>\n"),
+    (b"      <content:encoded/>", b"\n"),
+)
 _JSON_CONTENT, _JSON_SUMMARY, _JSON_AFTER = (
     b'"content_html": ',
     b', "summary": ',
@@ -96,12 +103,16 @@ def summarised(item: Fragment) -> Fragment:
     middle = data.index(_JSON_SUMMARY, start)
     summary = data[middle + len(_JSON_SUMMARY) : data.index(_JSON_AFTER, middle)]
     json_item = b"".join((data[:start], b'"content_text": ', summary, data[middle:]))
-    return Fragment(_cut_out(atom, *_ATOM_CONTENT), _cut_out(rss, *_RSS_CONTENT), json_item)
+    return Fragment(_cut_out(atom, _ATOM_CONTENT), _cut_out(rss, _RSS_CONTENT), json_item)
 
 
-def _cut_out(data: bytes, start: bytes, end: bytes) -> bytes:
-    begins = data.index(start)
-    return data[:begins] + data[data.index(end, begins) + len(end) :]
+def _cut_out(data: bytes, markers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    for start, end in markers:
+        begins = data.find(start)
+        ends = data.find(end, begins) if begins >= 0 else -1
+        if ends >= 0:
+            return data[:begins] + data[ends + len(end) :]
+    return data  # nothing of this shape to cut: the item keeps it (valid either way)
 
 
 def _bare_feedgen() -> FeedGenerator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from datetime import datetime
@@ -343,6 +344,21 @@ def _json_items(items, lang, summaries):
         del fields["content_html"]
         fields["content_text"] = fields["summary"]
     return found
+
+
+def test_an_item_whose_template_wrote_nothing_is_still_summarised():
+    """A templates folder may render an item's HTML empty: feedgen then writes the summary as
+    Atom content; the tag archive's documents still parse, without content."""
+    archive = load_archive(SEEDS).archive
+    digest = archive.digests[0]
+    env = make_environment(None)
+    item = note_item(FeedEntry(digest.ref, 0, digest.notes[0], None), "en", site().site, env)
+    channel = note_channel("en", "tag", Page(2, 1, 3), site().site)
+    empty = dataclasses.replace(item, content_html="")
+    for path, data in render_feed(channel, render_items([empty], "en"), item.updated, site().site):
+        parsed = read_feed(Path(path), data)
+        assert parsed.bozo == 0 and "content" not in parsed.entries[0], path
+        assert parsed.entries[0].summary
 
 
 @pytest.mark.parametrize("archive_items", ["summary", "full"])
