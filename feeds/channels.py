@@ -186,7 +186,7 @@ def note_channel(lang: Lang, tag: str | None, page: Page, settings: SiteSettings
         linked(page.newer) if page.number is not None else None,
         archive=page.number is not None,
         # A tag feed's archives list notes whose whole text the language feed's archives
-        # already hold: with it, they were most of a site's bytes (README, "Feeds").
+        # already hold: with it, they were over a third of a site's bytes (README, "Feeds").
         summaries=(
             tag is not None and page.number is not None and settings.tag_archive_items == "summary"
         ),

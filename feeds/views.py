@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .config import SiteSettings
@@ -51,20 +52,14 @@ class NoteViews:
     def __init__(self, base_url: str, search: str):
         self.urls = Urls(base_url)
         self.search = search
-        self._made: dict[tuple[str, Lang, Note, frozenset[str]], NoteView] = {}
+        self._made = functools.lru_cache(maxsize=_MEMO_SIZE)(self._make)
 
     def __call__(
         self, digest_id: str, note: Note, lang: Lang, taken: frozenset[str] = frozenset()
     ) -> NoteView:
         """The view of one note of a digest in one language; `taken`: every anchor of its
         digest page, so that an alias never shares one."""
-        key = (digest_id, lang, note, taken)
-        found = self._made.get(key)
-        if found is None:
-            if len(self._made) >= _MEMO_SIZE:
-                self._made.clear()
-            found = self._made[key] = self._make(digest_id, note, lang, taken)
-        return found
+        return self._made(digest_id, note, lang, taken)
 
     def _make(self, digest_id: str, note: Note, lang: Lang, taken: frozenset[str]) -> NoteView:
         note = clean_note(note)
@@ -88,13 +83,11 @@ class NoteViews:
         )
 
 
-_SHARED: dict[tuple[str, str], NoteViews] = {}
-
-
 def note_views(site: SiteSettings) -> NoteViews:
     """The views of this site's notes, one maker per process (what is made is kept a while)."""
-    key = (site.base_url, site.paper_search_url)
-    found = _SHARED.get(key)
-    if found is None:
-        found = _SHARED[key] = NoteViews(*key)
-    return found
+    return _note_views(site.base_url, site.paper_search_url)
+
+
+@functools.cache
+def _note_views(base_url: str, search: str) -> NoteViews:
+    return NoteViews(base_url, search)
