@@ -180,7 +180,9 @@ class Inputs:
         """Parse the digests: the parse cache's copy of a file it holds, else on the workers
         when many are missing (a first build), else here. Raises ParseError with every problem,
         unless keep_going: then the archive is what parsed, and says what was left out."""
-        return _Archive(self, cache, pool).load(keep_going)
+        with _collector_off():  # the parse cache unpickles millions of objects
+            archive = _Archive(self, cache, pool)
+        return archive.load(keep_going)
 
 
 class ParsedArchive:

@@ -100,13 +100,16 @@ class KeyParts:
     def digest(self, ref: DigestRef | None) -> str:
         return "-" if ref is None else self.part(ref, _ref)
 
-    def item(self, entry: FeedEntry, lang: Lang, digest_part: str) -> str:
+    def note_part(self, note: Note, position: int, digest_part: str) -> str:
+        """What a note's feed item depends on in every language: the digest (`digest`), the
+        note's place and hash."""
+        return f"{digest_part} {position} {note.slug} {self.note_hash(note)}"
+
+    def item(self, note_part: str, lang: Lang, updated: datetime | None) -> str:
         """An entry's item key in the item store (feeds.fragments): everything its item
-        depends on (the salt of feeds, the digest (`digest`), the note's place and hash, and
-        when it changed). The same for every feed that lists the note."""
-        note = entry.note
-        hashed = self.note_hash(note)
-        return f"{self._item_salt} {lang} {digest_part} {entry.index} {note.slug} {hashed} {entry.updated}"
+        depends on (the salt of feeds, `note_part`, and when it changed in the language). The
+        same for every feed that lists the note."""
+        return f"{self._item_salt} {lang} {note_part} {updated}"
 
     def key(self, job: Job) -> str:
         """The job's render key: a hash of everything its outputs depend on."""

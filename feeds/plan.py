@@ -30,10 +30,21 @@ from .jobs import (
     render,
     warnings_of,
 )
-from .model import LANGS, Archive, Digest, DigestRef, Lang, NoteRef, Page, paginate, tag_key
+from .model import (
+    LANGS,
+    Archive,
+    Digest,
+    DigestRef,
+    Lang,
+    Note,
+    NoteRef,
+    Page,
+    paginate,
+    tag_key,
+)
 from .pool import Pending, Pool
 from .search import shards
-from .state import Updates
+from .state import Updates, note_key
 from .urls import (
     HOME_PATH,
     archive_page_path,
@@ -184,42 +195,31 @@ def _feed_jobs(
     Language feeds first: they list every note once, so that the tag feeds after them find
     their items in the item store (feeds.fragments) rather than render them again."""
     key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
-    notes = [
-        (
-            digest,
-            ref,
-            keys.digest(ref),
-            position,
-            note,
-            {key_of.get(tag) or tag_key(tag): None for tag in note.tags},
-        )
-        for digest, ref in zip(archive.digests, refs, strict=True)
-        for position, note in enumerate(digest.notes)
-    ]
-    by_lang = []
+    notes: list[tuple[DigestRef, int, Note, str, str]] = []  # and each note's item key part
+    members: dict[str, list[int]] = {key: [] for key in tags}  # per tag, its notes by number
+    for digest, ref in zip(archive.digests, refs, strict=True):
+        digest_part = keys.digest(ref)
+        for position, note in enumerate(digest.notes):
+            for key in {key_of.get(tag) or tag_key(tag): None for tag in note.tags}:
+                members[key].append(len(notes))  # once, if two spellings of a tag list it
+            part = keys.note_part(note, position, digest_part)
+            notes.append((ref, position, note, note_key(digest, note), part))
+    updated = updates.updated
+    by_lang: list[tuple[Lang, Listed]] = []
     for lang in LANGS:
-        listed: Listed = ([], [])  # every note's entry, and its item key
-        tagged: dict[str, Listed] = {key: ([], []) for key in tags}
-        for digest, ref, digest_part, position, note, note_tags in notes:
-            entry = FeedEntry(ref, position, note, updates.of(digest, note, lang))
-            item = keys.item(entry, lang, digest_part)
-            listed[0].append(entry)
-            listed[1].append(item)
-            for key in note_tags:
-                entries, items = tagged[key]
-                entries.append(entry)
-                items.append(item)
-        by_lang.append((lang, listed, tagged))
-    for lang, listed, _ in by_lang:
+        entries, items = [], []
+        for ref, position, note, key, part in notes:
+            when = updated.get((key, lang))
+            entries.append(FeedEntry(ref, position, note, when))
+            items.append(keys.item(part, lang, when))
+        by_lang.append((lang, (entries, items)))
+    for lang, listed in by_lang:
         yield from _documents(lang, None, listed, size)
-    for lang, _, tagged in by_lang:
+    for lang, (entries, items) in by_lang:
         for key, display in tags.items():
-            yield from _documents(lang, display, tagged[key], size)
-
-
-def _keys_of(tags: tuple[str, ...], key_of: dict[str, str]) -> dict[str, None]:
-    """A note's tags by key, once each (two spellings of one tag list the note once)."""
-    return {key_of.get(tag) or tag_key(tag): None for tag in tags}
+            numbers = members[key]
+            tagged = ([entries[n] for n in numbers], [items[n] for n in numbers])
+            yield from _documents(lang, display, tagged, size)
 
 
 Listed = tuple[list[FeedEntry], list[str]]

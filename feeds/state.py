@@ -59,7 +59,7 @@ def note_key(digest: Digest, note: Note) -> str:
     return f"{digest.id}#{note.slug}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Known:
     """A note as the state file recorded it."""
 
@@ -205,6 +205,12 @@ def resolve_updates(
     for digest, found in zip(archive.digests, matched, strict=True):
         for index, (note, old) in enumerate(zip(digest.notes, found, strict=True)):
             key, parts = note_key(digest, note), hash_of(note)
+            if old is not None and old.parts == parts:  # as recorded (most notes, most builds)
+                for lang, stamp in old.updated.items():
+                    if stamp:
+                        updated[(key, lang)] = datetime.fromisoformat(stamp)
+                notes[key] = {"parts": parts, "updated": old.updated}
+                continue
             new += old is None
             edited += old is not None and bool(
                 (old.parts and old.parts != parts) or (old.v1 and old.v1 != _v1_hash(note))
