@@ -180,6 +180,7 @@ class Build:
         site, cache = self.settings.site, self.cache
         planned = plan(archive.model, site, updates, keys, cache, staging.present, pool)
         self.report.rendered, self.report.reused = planned.rendered, planned.reused
+        self._time("plan")
         return planned
 
     def keep(self, archive: ParsedArchive, updates: Updates, before: bytes | None) -> bytes:

@@ -8,7 +8,6 @@ worker while this process plans the rest.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -136,7 +135,6 @@ class Planned:
     rendering: list[tuple[str, Pending[Rendered]]]
     site_wide: Pending[Rendered]
     items: set[str]  # the key of every feed item in use
-    timings: dict[str, float]
 
     @property
     def rendered(self) -> int:
@@ -147,7 +145,7 @@ class Planned:
         return len(self.jobs) - len(self.rendering)
 
     def collect(self, progress: Progress | None = None) -> Collected:
-        timings = dict(self.timings)
+        timings: dict[str, float] = {}  # seconds per stage, summed over the workers
         index = self.index
         for done, (key, pending) in enumerate(self.rendering, 1):
             result = pending.result()
@@ -256,7 +254,6 @@ def plan(
     latest = tuple(archive.digests[:LATEST_ON_HOME])
     search = len(shards(refs, settings.search_shard_size))
     site_wide = pool.submit(render, _site_job(refs, latest, tags, pages_of, search))
-    start = time.perf_counter()
     known = cache.load_index()
     index: dict[str, Entry] = {}
     jobs: list[tuple[str, Job]] = []
@@ -274,8 +271,7 @@ def plan(
         else:
             rendering.append((key, pool.submit(render, job)))  # a worker starts on it now
     pool.flush()
-    timings = {"plan": time.perf_counter() - start}
-    return Planned(jobs, index, rendering, site_wide, items, timings)
+    return Planned(jobs, index, rendering, site_wide, items)
 
 
 def add_output(outputs: dict[str, Output], output: Output) -> None:
