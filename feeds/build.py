@@ -276,9 +276,9 @@ def few_collections() -> Iterator[None]:
     (give_back_memory), and never over the loaded archive.
 
     A build allocates hundreds of thousands of objects that live as long as it does (render
-    index, file records, job keys) and makes few cycles (491 objects' worth in a next-day
-    build at 2,000 digests): collections found nearly nothing and took 5 % of its time.
-    What the build freezes out of collections is unfrozen at the end.
+    index, file records, job keys) and makes next to no cycles, so collections would walk
+    them again and again to free nearly nothing. What the build freezes out of collections
+    is unfrozen at the end.
     """
     collecting = gc.isenabled()
     gc.disable()
