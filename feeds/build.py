@@ -94,7 +94,7 @@ class Build:
     def run(self) -> BuildReport:
         cache_dir = Path(self.settings.build.cache_dir)
         with (
-            few_collections(),
+            no_collections(),
             Cache.open(cache_dir) as self.cache,
             Dist.open(self.out) as self.dist,
         ):
@@ -271,7 +271,7 @@ def give_back_memory() -> None:
 
 
 @contextlib.contextmanager
-def few_collections() -> Iterator[None]:
+def no_collections() -> Iterator[None]:
     """The garbage collector as a build wants it: off, but where the build lets memory go
     (give_back_memory), and never over the loaded archive.
 

@@ -193,7 +193,8 @@ def _feed_jobs(
     Language feeds first: they list every note once, so that the tag feeds after them find
     their items in the item store (feeds.fragments) rather than render them again."""
     key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
-    notes: list[tuple[DigestRef, int, Note, str, str]] = []  # and each note's item key part
+    # Per note: its digest, place, state key (state.note_key) and item key part.
+    notes: list[tuple[DigestRef, int, Note, str, str]] = []
     members: dict[str, list[int]] = {key: [] for key in tags}  # per tag, its notes by number
     for digest, ref in zip(archive.digests, refs, strict=True):
         digest_part = keys.digest(ref)
@@ -202,12 +203,11 @@ def _feed_jobs(
                 members[key].append(len(notes))  # once, if two spellings of a tag list it
             part = keys.note_part(note, position, digest_part)
             notes.append((ref, position, note, note_key(digest, note), part))
-    updated = updates.updated
     by_lang: list[tuple[Lang, Listed]] = []
     for lang in LANGS:
         entries, items = [], []
         for ref, position, note, key, part in notes:
-            when = updated.get((key, lang))
+            when = updates.of_key(key, lang)
             entries.append(FeedEntry(ref, position, note, when))
             items.append(keys.item(part, lang, when))
         by_lang.append((lang, (entries, items)))

@@ -152,7 +152,11 @@ class Updates:
     edited: int = 0
 
     def of(self, digest: Digest, note: Note, lang: Lang) -> datetime | None:
-        return self.updated.get((note_key(digest, note), lang))
+        return self.of_key(note_key(digest, note), lang)
+
+    def of_key(self, key: str, lang: Lang) -> datetime | None:
+        """As `of`, for a note by its note_key (made once where a note is looked up per language)."""
+        return self.updated.get((key, lang))
 
 
 def _unique(base: str, taken: set[str]) -> str:

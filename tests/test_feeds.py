@@ -260,6 +260,15 @@ def test_editing_a_note_marks_it_updated(tmp_path):
     build(tmp_path / "seeds", dist, site())
     assert (dist / "en" / "atom.xml").read_bytes() == before
 
+    # A later build with other news keeps the edit's date (the state records it).
+    newest = (tmp_path / "seeds" / "2024-11-07.txt").read_text()
+    later = newest.replace("2024년 11월 7일", "2024년 11월 8일", 1)
+    (tmp_path / "seeds" / "2024-11-08.txt").write_text(later)
+    build(tmp_path / "seeds", dist, site())
+    entries = read_feed(dist / "en" / "atom.xml").entries
+    edited = [e.updated for e in entries if e.title.startswith("ThunderKittens")]
+    assert edited == ["2024-11-07T00:00:06+09:00"]
+
 
 def raw_content_html(path: str, data: bytes) -> str:
     """The first item's HTML content exactly as the feed file carries it."""
