@@ -272,19 +272,21 @@ def give_back_memory() -> None:
 
 @contextlib.contextmanager
 def no_collections() -> Iterator[None]:
-    """The garbage collector as a build wants it: off, but where the build lets memory go
-    (give_back_memory), and never over the loaded archive.
+    """The garbage collector as a build's process wants it: off, but where the build lets
+    memory go (give_back_memory), and never over the loaded archive. Jobs render with it on
+    (feeds.jobs.start_renderer).
 
     A build allocates hundreds of thousands of objects that live as long as it does (render
     index, file records, job keys) and makes next to no cycles, so collections would walk
     them again and again to free nearly nothing. What the build freezes out of collections
     is unfrozen at the end.
     """
-    collecting = gc.isenabled()
+    collecting, threshold = gc.isenabled(), gc.get_threshold()
     gc.disable()
     try:
         yield
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)  # as it was (rendering here sets its own: feeds.jobs)
         if collecting:
             gc.enable()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
 
+from feeds.build import no_collections
+from feeds.config import make_settings
 from feeds.errors import ParseError
+from feeds.jobs import RENDER_GC_THRESHOLD, start_renderer
 from feeds.pool import Pool, cpu_count
 
 
@@ -59,3 +63,21 @@ def test_an_error_in_a_worker_arrives_whole():
 
 def test_cpu_count_is_at_least_one():
     assert cpu_count() >= 1
+
+
+def collector(_: object) -> tuple[bool, int]:
+    return gc.isenabled(), gc.get_threshold()[0]
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_jobs_render_with_the_collector_on_and_a_build_leaves_it_as_it_was(tmp_path, count):
+    # A build's process runs without the collector, but rendering makes cycles: the renderer
+    # (in each worker, or in this process with one) collects them.
+    before = gc.isenabled(), gc.get_threshold()
+    site = make_settings(base_url="https://example.org/").site
+    renderer = (site, None, tmp_path / "objects", tmp_path / "items.sqlite")
+    with no_collections():
+        assert not gc.isenabled()
+        with Pool(count, start_renderer, renderer) as pool:
+            assert pool.submit(collector, None).result() == (True, RENDER_GC_THRESHOLD)
+    assert (gc.isenabled(), gc.get_threshold()) == before
