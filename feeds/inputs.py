@@ -180,9 +180,8 @@ class Inputs:
         """Parse the digests: the parse cache's copy of a file it holds, else on the workers
         when many are missing (a first build), else here. Raises ParseError with every problem,
         unless keep_going: then the archive is what parsed, and says what was left out."""
-        with _collector_off():  # the parse cache unpickles millions of objects
-            archive = _Archive(self, cache, pool)
-        return archive.load(keep_going)
+        with _collector_off():  # the parse cache and the parses: millions of objects
+            return _Archive(self, cache, pool).load(keep_going)
 
 
 class ParsedArchive:
@@ -230,8 +229,7 @@ class _Archive:
             pool.flush()
 
     def load(self, keep_going: bool) -> ParsedArchive:
-        with _collector_off():
-            loaded = read_archive(self.inputs.src, self.parse, self.inputs.listing)
+        loaded = read_archive(self.inputs.src, self.parse, self.inputs.listing)
         if loaded.errors and not keep_going:
             failed = set(loaded.left_out)
             hidden = [w for w in loaded.warnings if w.source in failed]

@@ -367,8 +367,7 @@ _RENDERER: Renderer | None = None
 
 RENDER_GC_THRESHOLD = 20_000
 """Allocations between two young-generation collections where jobs render (Python's default:
-700). Rendering makes cycles (a thousand jobs leave some 20,000 objects in them), but few
-for all it allocates."""
+700). Rendering makes cycles (template contexts), but few for all it allocates."""
 
 
 def start_renderer(

@@ -193,7 +193,7 @@ def _feed_jobs(
     Language feeds first: they list every note once, so that the tag feeds after them find
     their items in the item store (feeds.fragments) rather than render them again."""
     key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
-    # Per note: its digest, place, state key (state.note_key) and item key part.
+    # Per note: its digest, place, the note, its state key (state.note_key), its item key part.
     notes: list[tuple[DigestRef, int, Note, str, str]] = []
     members: dict[str, list[int]] = {key: [] for key in tags}  # per tag, its notes by number
     for digest, ref in zip(archive.digests, refs, strict=True):
