@@ -101,6 +101,11 @@ class KeyParts:
     def digest(self, ref: DigestRef | None) -> str:
         return "-" if ref is None else self.part(ref, _ref)
 
+    def listed(self, listed: tuple[DigestRef, NoteRef], digest_part: str) -> None:
+        """Make the part of a note as tag pages list it (`_listed`) ahead, in one pass over
+        the archive: `digest_part` is its digest's (`digest`)."""
+        self._parts[id(listed)] = (listed, _listed_part(digest_part, listed[1]))
+
     def note_part(self, note: Note, position: int, digest_part: str) -> str:
         """What a note's feed item depends on in every language: the digest (`digest`), the
         note's place and hash."""
@@ -210,11 +215,14 @@ class TagPageJob(Job):
 
 def _listed(keys: KeyParts) -> Callable[[tuple[DigestRef, NoteRef]], str]:
     def part(listed: tuple[DigestRef, NoteRef]) -> str:
-        # A tag page lists titles and authors only: a note's text can change without it.
-        ref, n = listed
-        return f"{keys.digest(ref)} {n.slug}\0{n.title}\0{', '.join(n.authors)}"
+        return _listed_part(keys.digest(listed[0]), listed[1])
 
     return part
+
+
+def _listed_part(digest_part: str, note: NoteRef) -> str:
+    # A tag page lists titles and authors only: a note's text can change without it.
+    return f"{digest_part} {note.slug}\0{note.title}\0{', '.join(note.authors)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,6 @@ from .model import (
     Digest,
     DigestRef,
     Lang,
-    Note,
     NoteRef,
     Page,
     paginate,
@@ -60,22 +59,25 @@ TagList = list[tuple[DigestRef, NoteRef]]
 
 
 def _tagged(
-    archive: Archive, refs: tuple[DigestRef, ...]
+    archive: Archive, refs: tuple[DigestRef, ...], keys: KeyParts
 ) -> tuple[dict[str, str], dict[str, TagList]]:
     """Every tag (key -> display spelling, by key, as Archive.tags) and, per tag key, its notes
-    newest first: one pass over the archive's tags, for both."""
-    keys: dict[str, str] = {}  # spelling -> key: each spelling is folded once, not per note
+    newest first: one pass over the archive's tags, for both, which also makes each listed
+    note's key part (KeyParts.listed)."""
+    folded: dict[str, str] = {}  # spelling -> key: each spelling is folded once, not per note
     by_tag: dict[str, TagList] = {}
     for digest, ref in zip(archive.digests, refs, strict=True):
+        digest_part = keys.digest(ref)
         for note in digest.notes:
             listed = (ref, note.ref)
+            keys.listed(listed, digest_part)
             for tag in note.tags:
-                key = keys.get(tag)
+                key = folded.get(tag)
                 if key is None:
-                    key = keys[tag] = tag_key(tag)
+                    key = folded[tag] = tag_key(tag)
                 by_tag.setdefault(key, []).append(listed)
     display: dict[str, str] = {}
-    for tag, key in keys.items():
+    for tag, key in folded.items():
         display.setdefault(key, tag)  # the archive spells each tag one way (parse._display_tags)
     return dict(sorted(display.items())), by_tag
 
@@ -193,26 +195,32 @@ def _feed_jobs(
     Language feeds first: they list every note once, so that the tag feeds after them find
     their items in the item store (feeds.fragments) rather than render them again."""
     key_of = {display: key for key, display in tags.items()}  # the archive's one spelling each
-    # Per note: its digest, place, the note, its state key (state.note_key), its item key part.
-    notes: list[tuple[DigestRef, int, Note, str, str]] = []
+    keys_of: dict[tuple[str, ...], tuple[str, ...]] = {}  # a note's tags -> their keys, once each
     members: dict[str, list[int]] = {key: [] for key in tags}  # per tag, its notes by number
+    listed: list[Listed] = [([], []) for _ in LANGS]  # per language
+    of_key, item = updates.of_key, keys.item
     for digest, ref in zip(archive.digests, refs, strict=True):
         digest_part = keys.digest(ref)
         for position, note in enumerate(digest.notes):
-            for key in {key_of.get(tag) or tag_key(tag): None for tag in note.tags}:
-                members[key].append(len(notes))  # once, if two spellings of a tag list it
-            part = keys.note_part(note, position, digest_part)
-            notes.append((ref, position, note, note_key(digest, note), part))
-    by_lang: list[tuple[Lang, Listed]] = []
-    for lang in LANGS:
-        entries, items = [], []
-        for ref, position, note, key, part in notes:
-            when = updates.of_key(key, lang)
-            entries.append(FeedEntry(ref, position, note, when))
-            items.append(keys.item(part, lang, when))
-        by_lang.append((lang, (entries, items)))
-    for lang, listed in by_lang:
-        yield from _documents(lang, None, listed, size)
+            tag_keys = keys_of.get(note.tags)
+            if tag_keys is None:  # once, if two spellings of a tag list it
+                tag_keys = keys_of[note.tags] = tuple(
+                    {key_of.get(tag) or tag_key(tag): None for tag in note.tags}
+                )
+            number = len(listed[0][0])
+            for key in tag_keys:
+                members[key].append(number)
+            part, state_key = keys.note_part(note, position, digest_part), note_key(digest, note)
+            entry: FeedEntry | None = None
+            for lang, (entries, items) in zip(LANGS, listed, strict=True):
+                when = of_key(state_key, lang)
+                if entry is None or entry.updated != when:  # the same in both, most often
+                    entry = FeedEntry(ref, position, note, when)
+                entries.append(entry)
+                items.append(item(part, lang, when))
+    by_lang = list(zip(LANGS, listed, strict=True))
+    for lang, everything in by_lang:
+        yield from _documents(lang, None, everything, size)
     for lang, (entries, items) in by_lang:
         for key, display in tags.items():
             numbers = members[key]
@@ -248,7 +256,7 @@ def plan(
     store still hashes to its name; otherwise it renders again.
     """
     refs = tuple(d.ref for d in archive.digests)  # one per digest: KeyParts knows them by identity
-    tags, tagged = _tagged(archive, refs)
+    tags, tagged = _tagged(archive, refs, keys)
     pages_of = {key: tag_pages(notes, settings.tag_page_size) for key, notes in tagged.items()}
     # Rendered by a worker while this process plans the other jobs.
     latest = tuple(archive.digests[:LATEST_ON_HOME])
