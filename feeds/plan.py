@@ -69,6 +69,8 @@ def _tagged(
     for digest, ref in zip(archive.digests, refs, strict=True):
         digest_part = keys.digest(ref)
         for note in digest.notes:
+            if not note.tags:
+                continue
             listed = (ref, note.ref)
             keys.listed(listed, digest_part)
             for tag in note.tags:
@@ -203,7 +205,7 @@ def _feed_jobs(
         digest_part = keys.digest(ref)
         for position, note in enumerate(digest.notes):
             tag_keys = keys_of.get(note.tags)
-            if tag_keys is None:  # once, if two spellings of a tag list it
+            if tag_keys is None:  # each key once: two spellings of a tag list a note once
                 tag_keys = keys_of[note.tags] = tuple(
                     {key_of.get(tag) or tag_key(tag): None for tag in note.tags}
                 )
