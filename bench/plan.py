@@ -6,9 +6,9 @@ Run where the build's cache is (the folder `feeds build SRC --out OUT` ran in). 
 archive as a build does, then plans --runs times in this process with a one-process pool
 (which renders a job only when its result is asked for, and nothing asks) and a fixed salt
 instead of the code's, so that every job counts as one to render and two versions of feeds
-give comparable keys. Prints the seconds of each load and plan, and a hash of every key in
-the plan's order: a change to planning that is meant to leave the outputs as they were must
-leave that hash as it was.
+give comparable keys. Prints the seconds of each load and plan, and a hash of every key
+(sorted: the order jobs run in changes no output): a change to planning that is meant to
+leave the outputs as they were must leave that hash as it was.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
                 start = time.perf_counter()
                 planned = build.plan(archive, updates, SALT, staging, pool)
                 print(f"plan {time.perf_counter() - start:.3f} s")
-            keys = "\n".join(key for key, _ in planned.jobs).encode()
+            keys = "\n".join(sorted(key for key, _ in planned.jobs)).encode()
             print(
                 f"{len(planned.jobs)} keys, {len(planned.items)} feed items, keys hash "
                 f"{hashlib.sha256(keys).hexdigest()[:16]}"
