@@ -6,19 +6,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 from .errors import ParseError, Problem
-from .model import Archive, Digest, Note, digest_to_json, tag_key
+from .model import AnyDigest, Archive, Digest, DigestHead, Note, NoteHead, digest_to_json, tag_key
 from .parse import Parsed, parse_file
 from .pool import Pool
 
+_Parse = TypeVar("_Parse")
 
-class Loaded(NamedTuple):
+
+class Loaded(NamedTuple, Generic[AnyDigest]):
     """What a folder of digests gave: the archive (every digest that parsed, the first of two
     with one id), every problem, and the files left out for their errors."""
 
-    archive: Archive
+    archive: Archive[AnyDigest]
     warnings: tuple[Problem, ...]
     errors: tuple[Problem, ...]
     left_out: tuple[str, ...] = ()
@@ -62,16 +64,58 @@ def read_archive(
     folder: Path,
     parse: Callable[[Path], Parsed] = parse_file,
     listing: Listing | None = None,
-) -> Loaded:
+) -> Loaded[Digest]:
     """Read every digest in a folder, collecting every warning and error rather than stopping.
 
-    `parse` reads one file (a build passes one that remembers files it has parsed before);
-    `listing`: the folder's digest files, when the caller has listed them already.
+    `parse` reads one file; `listing`: the folder's digest files, when the caller has listed
+    them already.
     """
+    digests, display, problems = _read(folder, parse, listing)
+
+    def respell(note: Note) -> Note:
+        tags = tuple(map(display.__getitem__, note.tags))
+        return note if tags == note.tags else replace(note, tags=tags)
+
+    if any(tag != shown for tag, shown in display.items()):
+        digests = [replace(d, notes=tuple(map(respell, d.notes))) for d in digests]
+    return Loaded(Archive(tuple(digests)), *problems)
+
+
+def read_heads(
+    folder: Path,
+    parse: Callable[[Path], tuple[DigestHead, tuple[Problem, ...]]],
+    listing: Listing,
+    retag: Callable[[NoteHead, tuple[str, ...]], NoteHead],
+) -> Loaded[DigestHead]:
+    """read_archive for a build, which plans from heads: `parse` gives a file's digest as
+    heads (from the parse cache, mostly); `retag` gives a note's head under other spellings
+    of its tags (its hash changes with them)."""
+    digests, display, problems = _read(folder, parse, listing)
+
+    def respell(note: NoteHead) -> NoteHead:
+        tags = tuple(map(display.__getitem__, note.tags))
+        return note if tags == note.tags else retag(note, tags)
+
+    if any(tag != shown for tag, shown in display.items()):
+        digests = [replace(d, notes=tuple(map(respell, d.notes))) for d in digests]
+    return Loaded(Archive(tuple(digests)), *problems)
+
+
+_Problems = tuple[tuple[Problem, ...], tuple[Problem, ...], tuple[str, ...]]
+"""Warnings, errors, and the files left out for their errors."""
+
+
+def _read(
+    folder: Path,
+    parse: Callable[[Path], tuple[AnyDigest, tuple[Problem, ...]]],
+    listing: Listing | None,
+) -> tuple[list[AnyDigest], dict[str, str], _Problems]:
+    """Every digest that parsed, newest first, the display spelling of each tag spelling
+    (_display_tags), and the problems."""
     listing = list_digests(folder) if listing is None else listing
     errors: list[Problem] = []
     warnings: list[Problem] = list(listing.warnings)
-    digests: list[Digest] = []
+    digests: list[AnyDigest] = []
     left_out: list[str] = []
     if not listing.files:
         errors.append(Problem(f"expected digest files (*.txt) in {folder}, found none"))
@@ -80,8 +124,8 @@ def read_archive(
         errors.extend(p for p in problems if p.severity == "error")
         warnings.extend(p for p in problems if p.severity == "warning")
         if parsed is not None:
-            digests.append(parsed.digest)
-            warnings.extend(parsed.warnings)
+            digests.append(parsed[0])
+            warnings.extend(parsed[1])
         else:
             left_out.append(str(path))
     duplicates = _duplicate_ids((d.id, d.source) for d in digests)
@@ -91,15 +135,18 @@ def read_archive(
     digests = [d for d in digests if d.source not in doubled]
     warnings += days_problems(digests)
     digests.sort(key=lambda d: d.sort_key, reverse=True)
-    return Loaded(Archive(_display_tags(digests)), tuple(warnings), tuple(errors), tuple(left_out))
+    display = _display_tags(digests)
+    return digests, display, (tuple(warnings), tuple(errors), tuple(left_out))
 
 
-def days_problems(digests: Iterable[Digest], today: date | None = None) -> list[Problem]:
+def days_problems(
+    digests: Iterable[Digest | DigestHead], today: date | None = None
+) -> list[Problem]:
     """Warnings about the dates of digests: in the future (by the clock: a check, not an
     output), or a day with an unnumbered digest and numbered parts both."""
     today = today or date.today()
     found: list[Problem] = []
-    days: dict[date, list[Digest]] = {}
+    days: dict[date, list[Digest | DigestHead]] = {}
     for digest in digests:
         days.setdefault(digest.date, []).append(digest)
         if digest.date > today:
@@ -130,8 +177,8 @@ def days_problems(digests: Iterable[Digest], today: date | None = None) -> list[
 
 
 def _parse_reporting(
-    path: Path, parse: Callable[[Path], Parsed]
-) -> tuple[Parsed | None, tuple[Problem, ...]]:
+    path: Path, parse: Callable[[Path], _Parse]
+) -> tuple[_Parse | None, tuple[Problem, ...]]:
     """One file parsed, or the problems that stopped it (its warnings among them)."""
     try:
         return parse(path), ()
@@ -141,7 +188,7 @@ def _parse_reporting(
         return None, exc.problems
 
 
-def load_archive(folder: Path) -> Loaded:
+def load_archive(folder: Path) -> Loaded[Digest]:
     """Read every digest in a folder. Raises ParseError carrying every error in every file."""
     loaded = read_archive(folder)
     if loaded.errors:
@@ -241,8 +288,9 @@ def summarize_archive(folder: Path, workers: int) -> Summary:
     )
 
 
-def _display_tags(newest_first: list[Digest]) -> tuple[Digest, ...]:
-    """Every tag spelt as it was first written, oldest digest first."""
+def _display_tags(newest_first: list[AnyDigest]) -> dict[str, str]:
+    """Each tag spelling -> the spelling it is shown in: as its key was first written, oldest
+    digest first."""
     spelling: dict[str, str] = {}  # tag key -> first spelling
     display: dict[str, str] = {}  # each spelling -> the first spelling of its key
     for digest in reversed(newest_first):
@@ -250,16 +298,7 @@ def _display_tags(newest_first: list[Digest]) -> tuple[Digest, ...]:
             for tag in note.tags:
                 if tag not in display:
                     display[tag] = spelling.setdefault(tag_key(tag), tag)
-    if all(tag == shown for tag, shown in display.items()):
-        return tuple(newest_first)
-
-    def respell(note: Note) -> Note:
-        tags = tuple(map(display.__getitem__, note.tags))
-        return note if tags == note.tags else replace(note, tags=tags)
-
-    return tuple(
-        replace(digest, notes=tuple(map(respell, digest.notes))) for digest in newest_first
-    )
+    return display
 
 
 def archive_json(folder: Path) -> tuple[dict[str, object], list[Problem], list[Problem]]:

@@ -21,7 +21,7 @@ from .cache import BuildRecord, Cache, Written
 from .config import Settings, mail_readiness
 from .errors import FeedsError, Problem
 from .files import remove_stale_temporaries, write_atomic
-from .inputs import Inputs, ParsedArchive
+from .inputs import Inputs, ParsedArchive, v1_hashes
 from .model import DigestRef
 from .pool import Pool, cpu_count
 from .publish import Dist, Staging
@@ -119,7 +119,7 @@ class Build:
         runs beside this process."""
         archive, updates = self.load(inputs, pool)
         planned = self.plan(archive, updates, inputs.salt, staging, pool)
-        state = self.keep(archive, updates, inputs.state)  # while the workers render
+        state = self.keep(archive, updates, inputs)  # while the workers render
         collected = self.render(planned, pool)
         return collected, [digest.ref for digest in archive.model.digests], state
 
@@ -144,7 +144,7 @@ class Build:
         return True
 
     def pool(self) -> Pool:
-        from .jobs import start_renderer
+        from .renderer import start_renderer
 
         build, cache = self.settings.build, self.cache
         renderer = (self.settings.site, build.templates_dir, cache.objects.root, cache.items.path)
@@ -154,7 +154,7 @@ class Build:
         archive = inputs.load(self.cache, pool, self.settings.build.keep_going)
         previous = parse_state(inputs.state)
         archive.model, updates = resolve_updates(
-            archive.model, previous, self.settings.site.tz, archive.note_hash
+            archive.model, previous, self.settings.site.tz, v1_hashes
         )
         gc.freeze()  # what was loaded lives as long as the build
         self.report.warnings.extend(archive.warnings)
@@ -176,18 +176,18 @@ class Build:
 
         env = make_environment(self.settings.build.templates_dir)
         check_mjml_templates(env)
-        keys = KeyParts(salt, env, archive.note_hash)
+        keys = KeyParts(salt, env)
         site, cache = self.settings.site, self.cache
         planned = plan(archive.model, site, updates, keys, cache, staging.present, pool)
         self.report.rendered, self.report.reused = planned.rendered, planned.reused
         self._time("plan")
         return planned
 
-    def keep(self, archive: ParsedArchive, updates: Updates, before: bytes | None) -> bytes:
+    def keep(self, archive: ParsedArchive, updates: Updates, inputs: Inputs) -> bytes:
         """What needs nothing rendered: the parse cache saved, the note state serialised (and,
         with frozen_state, refused if it would change: it dates what readers see)."""
-        self.cache.save_parsed(archive.parsed)
-        state = dump_state(updates.state)
+        self.cache.save_parsed(archive.parsed, inputs.code)
+        state, before = dump_state(updates.state), inputs.state
         if state != before:
             said = ", ".join(changes(updates)) or "rewritten"
             self.report.state_changed = said
@@ -274,7 +274,7 @@ def give_back_memory() -> None:
 def no_collections() -> Iterator[None]:
     """The garbage collector as a build's process wants it: off, but where the build lets
     memory go (give_back_memory), and never over the loaded archive. Jobs render with it on
-    (feeds.jobs.start_renderer).
+    (feeds.renderer.start_renderer).
 
     A build allocates hundreds of thousands of objects that live as long as it does (render
     index, file records, job keys) and makes next to no cycles, so collections would walk
@@ -287,6 +287,6 @@ def no_collections() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
-        gc.set_threshold(*threshold)  # as it was (rendering here sets its own: feeds.jobs)
+        gc.set_threshold(*threshold)  # as it was (rendering here sets its own: feeds.renderer)
         if collecting:
             gc.enable()

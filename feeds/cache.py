@@ -4,8 +4,8 @@ Layout of cache_dir:
 
     objects/ab/abcdef...   one output's bytes, named by their SHA-256 (checked before reuse)
     index                  render key -> the outputs (path, SHA-256, size) and warnings it gave
-    parsed/0 … parsed/f    per digest file, by a hash of its name and bytes: the parsed digest
-                           (sixteen files, by the hash's first digit)
+    parsed/0 … parsed/f    per digest file, by a hash of its name and bytes: the digest as
+                           heads, without its text (sixteen files, by the hash's first digit)
     inputs                 per digest file (absolute path), its stat and the parse key it vouches for
     items.sqlite           each note's feed item per language, as every format writes it
                            (feeds.fragments; SQLite, shared by the workers)
@@ -34,10 +34,9 @@ from .errors import Problem
 from .files import FILE_MODE, remove_stale_temporaries, write_atomic
 from .fragments import ItemStore
 from .locks import locked
-from .model import Note
-from .parse import Parsed
+from .model import DigestHead
 
-FORMAT = 6
+FORMAT = 7
 """Bumped whenever what the cache holds changes shape."""
 
 _FINGERPRINT_MAX = 130
@@ -84,14 +83,12 @@ class Written(NamedTuple):
         return cls(sha, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-class ParsedFile(NamedTuple):
-    """A digest file as parsed, with the hash of each of its notes (state.note_hash)."""
+class ParsedHead(NamedTuple):
+    """A digest file as a build plans from it: the digest's heads, without the notes' text
+    (a job that renders it parses the file again), and the warnings parsing it gave."""
 
-    parsed: Parsed
-    note_hashes: tuple[str, ...]
-
-    def hashes(self) -> Iterator[tuple[Note, str]]:
-        return zip(self.parsed.digest.notes, self.note_hashes, strict=True)
+    digest: DigestHead
+    warnings: tuple[Problem, ...]
 
 
 FileStat = tuple[int, int, int, int]
@@ -284,30 +281,32 @@ class Cache:
 
     # -- parsed digests --------------------------------------------------------------------
 
-    def load_parsed(self) -> dict[str, ParsedFile]:
-        """Every digest file parsed before, by key (a hash of the file's name and bytes).
+    def load_parsed(self, code: str) -> dict[str, ParsedHead]:
+        """Every digest file parsed before by this code (`code`: a hash of it), by key (a hash
+        of the file's name and bytes).
 
         Millions of objects and no cycles: the build loads them with the collector off."""
-        found: dict[str, ParsedFile] = {}
+        found: dict[str, ParsedHead] = {}
         self._parsed_keys = {}
         for shard in _PARSED_SHARDS:
-            entries = self._pickled(f"parsed/{shard}")
-            if isinstance(entries, dict):
-                found.update(entries)
-                self._parsed_keys[shard] = set(entries)
+            stored = self._pickled(f"parsed/{shard}")
+            if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == code:
+                found.update(stored[1])
+                self._parsed_keys[shard] = set(stored[1])
         return found
 
-    def save_parsed(self, entries: dict[str, ParsedFile]) -> None:
-        """Keep exactly these entries; only the shards whose keys changed are written again.
+    def save_parsed(self, entries: dict[str, ParsedHead], code: str) -> None:
+        """Keep exactly these entries, parsed by this code; only the shards whose keys changed
+        (or that another code parsed) are written again.
 
         Keys are content hashes, so a shard holding the same keys holds the same values.
         """
-        by_shard: dict[str, dict[str, ParsedFile]] = {shard: {} for shard in _PARSED_SHARDS}
+        by_shard: dict[str, dict[str, ParsedHead]] = {shard: {} for shard in _PARSED_SHARDS}
         for key, value in entries.items():
             by_shard[key[0]][key] = value
         for shard, values in by_shard.items():
             if self._parsed_keys.get(shard) != set(values):
-                self._pickle(f"parsed/{shard}", values)
+                self._pickle(f"parsed/{shard}", (code, values))
 
     # -- digest files as last read ---------------------------------------------------------
 

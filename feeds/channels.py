@@ -79,8 +79,16 @@ class FeedEntry:
 
     def dates(self, settings: SiteSettings) -> tuple[datetime, datetime]:
         """When it was published, and when it last changed in the feed's language."""
-        published = self.digest.note_published(self.index, settings.tz)
-        return published, self.updated or published
+        return entry_dates(self.digest, self.index, self.updated, settings)
+
+
+def entry_dates(
+    digest: DigestRef, index: int, updated: datetime | None, settings: SiteSettings
+) -> tuple[datetime, datetime]:
+    """When the note at `index` of a digest was published, and when it last changed in a
+    feed's language (`updated`; None: never)."""
+    published = digest.note_published(index, settings.tz)
+    return published, updated or published
 
 
 def _item_html(view: NoteView, lang: Lang, env: jinja2.Environment) -> str:

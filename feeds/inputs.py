@@ -10,20 +10,20 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .archive import Listing, Loaded, list_digests, read_archive
-from .cache import FORMAT, Cache, InputStat, ParsedFile, sha256
+from .archive import Listing, Loaded, list_digests, read_heads
+from .cache import FORMAT, Cache, InputStat, ParsedHead, sha256
 from .config import SiteSettings
-from .errors import ParseError
-from .model import Note
-from .parse import Parsed, decode_digest, parse_digest
+from .errors import FeedsError, ParseError
+from .model import Digest, DigestHead, Note, NoteHead
+from .parse import decode_digest, parse_digest
 from .pool import Pending, Pool
-from .state import STATE_FILE, note_hash
+from .state import STATE_FILE, note_hash, retagged, v1_hash
 from .templating import default_templates_dir
 
 _LIBRARIES = ("feedgen", "mjml-python", "jinja2", "markupsafe", "lxml")
@@ -57,19 +57,24 @@ def _tree_hash(folders: Iterable[Path], pattern: str = "*") -> list[str]:
     return parts
 
 
-def code_salt(site: SiteSettings) -> str:
-    """A hash of what every output depends on besides the archive and the templates: code,
-    libraries and the site settings. Part of every render key (with the templates a job
-    renders)."""
+def code_hash() -> str:
+    """A hash of feeds' code and the libraries it renders with: what the parse cache's heads
+    depend on besides the digest files."""
     package = Path(__file__).resolve().parent
     parts = [
         f"format={FORMAT}",
         f"feeds={__version__}",
         *_library_versions(),
         *_tree_hash([package], "*.py"),
-        repr(site),
     ]
     return sha256("\n".join(parts).encode())
+
+
+def code_salt(site: SiteSettings, code: str | None = None) -> str:
+    """A hash of what every output depends on besides the archive and the templates: code and
+    libraries (`code`: code_hash, when made already) and the site settings. Part of every
+    render key (with the templates a job renders)."""
+    return sha256(f"{code or code_hash()}\n{site!r}".encode())
 
 
 def _input_salt(code: str, templates_dir: str | None) -> str:
@@ -85,19 +90,73 @@ def _parse_key(path: Path, data: bytes) -> str:
     return sha256(os.fsencode(path) + b"\0" + data)
 
 
-def _parse_fresh(path: Path) -> tuple[str, ParsedFile]:
-    """Parse one digest file: its parse key, and the parse with each note's hash."""
+def _heads(digest: Digest, key: str) -> DigestHead:
+    notes = tuple(
+        NoteHead(n.title, n.slug, n.line, n.authors, n.tags, note_hash(n)) for n in digest.notes
+    )
+    return DigestHead(digest.id, digest.date, digest.part, digest.source, notes, key)
+
+
+def _parse_fresh(path: Path) -> tuple[str, ParsedHead]:
+    """Parse one digest file: its parse key, and the digest's heads with the parse's warnings."""
     data = path.read_bytes()  # OSError: reported by read_archive
     parsed = parse_digest(decode_digest(data, str(path)), str(path))
-    return _parse_key(path, data), ParsedFile(
-        parsed, tuple(note_hash(n) for n in parsed.digest.notes)
-    )
+    key = _parse_key(path, data)
+    return key, ParsedHead(_heads(parsed.digest, key), parsed.warnings)
 
 
-def parse_share(paths: list[Path]) -> list[tuple[Path, tuple[str, ParsedFile] | None]]:
+def changed_meanwhile(source: str) -> FeedsError:
+    """The error of a digest file that is not as the build read it when a job reads it again."""
+    return FeedsError("the file changed while the build ran: build again", source)
+
+
+def parse_again(source: str, key: str) -> Digest:
+    """The digest in a file as parsed, when its bytes are those the build read (`key`: their
+    parse key); FeedsError if they changed meanwhile."""
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise changed_meanwhile(source) from None
+    if _parse_key(path, data) != key:
+        raise changed_meanwhile(source)
+    try:
+        return parse_digest(decode_digest(data, source), source).digest
+    except ParseError:  # it parsed when the build read it
+        raise changed_meanwhile(source) from None
+
+
+def as_planned(note: Note, head: NoteHead, source: str) -> Note:
+    """The note under its head's slug and tags (state.stable_slugs, the display spellings);
+    FeedsError if it is not the note the head was made from."""
+    if (note.slug, note.tags) != (head.slug, head.tags):
+        note = replace(note, slug=head.slug, tags=head.tags)
+    if note_hash(note) != head.hash:
+        raise changed_meanwhile(
+            source
+        )  # or the parser did, under the parse cache (it is keyed by code)
+    return note
+
+
+def full_digest(head: DigestHead, parsed: Digest | None = None) -> Digest:
+    """The digest of these heads with its notes' text (from `parsed`, parse_again's digest of
+    its file, or its file read again), as the build planned it."""
+    parsed = parsed or parse_again(head.source, head.key)
+    if len(parsed.notes) != len(head.notes):
+        raise changed_meanwhile(head.source)
+    notes = zip(parsed.notes, head.notes, strict=True)
+    return replace(parsed, notes=tuple(as_planned(n, h, head.source) for n, h in notes))
+
+
+def v1_hashes(head: DigestHead) -> tuple[str, ...]:
+    """Its notes' hashes as version 1 of the state file had them (state.v1_hash)."""
+    return tuple(v1_hash(note) for note in full_digest(head).notes)
+
+
+def parse_share(paths: list[Path]) -> list[tuple[Path, tuple[str, ParsedHead] | None]]:
     """In a worker: each file parsed, or None where it fails (the build then parses it again
     itself, to report the problem)."""
-    found: list[tuple[Path, tuple[str, ParsedFile] | None]] = []
+    found: list[tuple[Path, tuple[str, ParsedHead] | None]] = []
     for path in paths:
         try:
             found.append((path, _parse_fresh(path)))
@@ -130,6 +189,7 @@ class Inputs:
     files: dict[Path, str]  # each digest file (in name order) and its parse key
     state: bytes | None  # the note state file, as found
     stats: dict[str, InputStat]  # per digest file, the stat that vouches for its key
+    code: str  # code and libraries (see code_hash)
     salt: str  # code, libraries, site settings (see code_salt)
     _digest: Any  # hashlib object over the input salt, OUT and every parse key
 
@@ -139,7 +199,8 @@ class Inputs:
     ) -> Inputs:
         """List SRC once and key each digest file by a hash of its name and bytes; a file whose
         stat is as the last build recorded is not read again."""
-        salt = code_salt(site)
+        code = code_hash()
+        salt = code_salt(site, code)
         known = cache.load_input_stats()
         digest = hashlib.sha256(f"{_input_salt(salt, templates_dir)}\n{out.resolve()}\n".encode())
         files: dict[Path, str] = {}
@@ -168,7 +229,7 @@ class Inputs:
             cache.save_input_stats(stats)
         state_path = src / STATE_FILE
         state = state_path.read_bytes() if state_path.exists() else None
-        return cls(src, listing, files, state, stats, salt, digest)
+        return cls(src, listing, files, state, stats, code, salt, digest)
 
     def fingerprint(self, state: bytes | None) -> str:
         """Every input of a build, with the given note state (which the build itself updates)."""
@@ -185,29 +246,16 @@ class Inputs:
 
 
 class ParsedArchive:
-    """The loaded archive: the digests, their warnings, each note's hash, and what to keep in
-    the parse cache."""
+    """The loaded archive, as heads: the digests, their warnings, and what to keep in the
+    parse cache."""
 
-    def __init__(self, loaded: Loaded, used: dict[str, ParsedFile], by_workers: int):
+    def __init__(self, loaded: Loaded[DigestHead], used: dict[str, ParsedHead], by_workers: int):
         self.model = loaded.archive
         self.warnings = loaded.warnings
         self.errors = loaded.errors
         self.left_out = loaded.left_out
         self.parsed = used
         self.by_workers = by_workers
-        self._hashes: dict[int, tuple[Note, str]] = {
-            id(note): (note, digest_hash)
-            for entry in used.values()
-            for note, digest_hash in entry.hashes()
-        }
-
-    def note_hash(self, note: Note) -> str:
-        """The note's hash (state.note_hash), known for every parsed note."""
-        # By identity: hashing a Note by value would rehash all its text on every lookup.
-        found = self._hashes.get(id(note))
-        if found is None or found[0] is not note:
-            found = self._hashes[id(note)] = (note, note_hash(note))
-        return found[1]
 
 
 class _Archive:
@@ -215,9 +263,9 @@ class _Archive:
 
     def __init__(self, inputs: Inputs, cache: Cache, pool: Pool):
         self.inputs = inputs
-        self.known = cache.load_parsed()
-        self.used: dict[str, ParsedFile] = {}
-        self.fresh: dict[Path, tuple[str, ParsedFile] | None] = {}
+        self.known = cache.load_parsed(inputs.code)
+        self.used: dict[str, ParsedHead] = {}
+        self.fresh: dict[Path, tuple[str, ParsedHead] | None] = {}
         self.coming: Iterator[Pending[list[Any]]] = iter(())
         self.by_workers = 0
         missing = [path for path, key in inputs.files.items() if key not in self.known]
@@ -229,14 +277,14 @@ class _Archive:
             pool.flush()
 
     def load(self, keep_going: bool) -> ParsedArchive:
-        loaded = read_archive(self.inputs.src, self.parse, self.inputs.listing)
+        loaded = read_heads(self.inputs.src, self.parse, self.inputs.listing, retagged)
         if loaded.errors and not keep_going:
             failed = set(loaded.left_out)
             hidden = [w for w in loaded.warnings if w.source in failed]
             raise ParseError.from_problems([*loaded.errors, *hidden])
         return ParsedArchive(loaded, self.used, self.by_workers)
 
-    def _parsed_elsewhere(self, path: Path) -> tuple[str, ParsedFile] | None:
+    def _parsed_elsewhere(self, path: Path) -> tuple[str, ParsedHead] | None:
         while path not in self.fresh:
             share = next(self.coming, None)
             if share is None:
@@ -244,12 +292,12 @@ class _Archive:
             self.fresh.update(share.result())
         return self.fresh.pop(path)
 
-    def parse(self, path: Path) -> Parsed:
+    def parse(self, path: Path) -> ParsedHead:
         key = self.inputs.files.get(path, "")
         hit = self.known.pop(key, None)
-        if not isinstance(hit, ParsedFile):
+        if not isinstance(hit, ParsedHead):
             found = self._parsed_elsewhere(path)
             self.by_workers += found is not None
             key, hit = found if found is not None else _parse_fresh(path)
         self.used[key] = hit
-        return hit.parsed
+        return hit

@@ -8,37 +8,33 @@ depend on nothing but its fields, the site settings and its templates: the hash 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import jinja2
 
-from .cache import Entry, ObjectStore, Output
+from .cache import Entry
 from .channels import (
     DIGEST_ITEM_TEMPLATE,
     ITEM_TEMPLATE,
-    FeedEntry,
     digest_channel,
     digest_item,
+    entry_dates,
     note_channel,
-    note_item,
 )
 from .config import SiteSettings
 from .errors import Problem
-from .feed import import_feedgen, render_feed, render_items
-from .fragments import Fragment, ItemStore
-from .model import LANGS, Digest, DigestRef, Lang, Note, NoteRef, Page
+from .feed import render_feed, render_items
+from .fragments import Fragment
+from .model import LANGS, Digest, DigestHead, DigestRef, Lang, NoteHead, NoteRef, Page
 from .newsletter import MJML_TEMPLATE, TEXT_TEMPLATE, render_newsletter
 from .opml import render_opml
 from .site import DIGEST_TEMPLATE, TAG_TEMPLATE, SiteRenderer
-from .templating import asset, make_environment, templates_hash
+from .templating import asset, templates_hash
 from .urls import (
     HOME_PATH,
     ICON_FILES,
@@ -72,14 +68,13 @@ class KeyParts:
     up in many jobs (a note in its tag pages and in several feeds, per language), so its part
     is found again by identity."""
 
-    def __init__(self, salt: str, env: jinja2.Environment, note_hash: Callable[[Note], str]):
+    def __init__(self, salt: str, env: jinja2.Environment):
         # Per kind of job: the salt (code, libraries, site settings) and the templates it
         # renders, so that editing one template renders again only what uses it.
         self.salts = {
             kind: hashlib.sha256(f"{salt}\n{templates_hash(env, kind.templates)}".encode())
             for kind in KINDS
         }
-        self.note_hash = note_hash
         self._item_salt = self.salts[FeedJob].hexdigest()[:16]
         self._parts: dict[int, tuple[object, str]] = {}  # id -> (the object, to pin the id; part)
 
@@ -106,10 +101,10 @@ class KeyParts:
         the archive: `digest_part` is its digest's (`digest`)."""
         self._parts[id(listed)] = (listed, _listed_part(digest_part, listed[1]))
 
-    def note_part(self, note: Note, position: int, digest_part: str) -> str:
+    def note_part(self, note: NoteHead, position: int, digest_part: str) -> str:
         """What a note's feed item depends on in every language: the digest (`digest`), the
         note's place and hash."""
-        return f"{digest_part} {position} {note.slug} {self.note_hash(note)}"
+        return f"{digest_part} {position} {note.slug} {note.hash}"
 
     def item(self, note_part: str, lang: Lang, updated: datetime | None) -> str:
         """An entry's item key in the item store (feeds.fragments): everything its item
@@ -129,6 +124,26 @@ def _ref(ref: DigestRef) -> str:
     return f"{ref.id} {ref.date} {ref.part} {ref.size}"
 
 
+class RenderContext(Protocol):
+    """What jobs render with (feeds.renderer.Renderer): the settings, the templates, and the
+    text of the digests they carry as heads."""
+
+    settings: SiteSettings
+    templates_dir: str | None
+    env: jinja2.Environment
+    site: SiteRenderer
+
+    def digest(self, head: DigestHead) -> Digest:
+        """The digest with its text, as the build planned it."""
+        ...
+
+    def items_of(
+        self, lang: Lang, entries: Sequence[ListedEntry], keys: Sequence[str]
+    ) -> list[Fragment]:
+        """The entries' feed items, rendered where the item store lacks them."""
+        ...
+
+
 class Job:
     """A kind of rendering work (see the subclasses)."""
 
@@ -140,7 +155,7 @@ class Job:
         """What its outputs depend on besides the salt of its kind."""
         raise NotImplementedError
 
-    def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
+    def render(self, renderer: RenderContext) -> tuple[Files, list[Problem], dict[str, float]]:
         """Its outputs, the warnings rendering gave, and seconds per stage."""
         raise NotImplementedError
 
@@ -159,7 +174,7 @@ class DigestJob(Job):
     """A digest's web page and newsletters, in both languages."""
 
     templates: ClassVar[tuple[str, ...]] = (DIGEST_TEMPLATE, MJML_TEMPLATE, TEXT_TEMPLATE)
-    digest: Digest
+    digest: DigestHead
     newer: DigestRef | None
     older: DigestRef | None
 
@@ -167,18 +182,19 @@ class DigestJob(Job):
         # Not the digest's source: moving the project must not invalidate the cache.
         d = self.digest
         parts = ["digest", _ref(d.ref), keys.digest(self.newer), keys.digest(self.older)]
-        return parts + [f"{n.slug} {keys.note_hash(n)}" for n in d.notes]
+        return parts + [f"{n.slug} {n.hash}" for n in d.notes]
 
-    def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
+    def render(self, renderer: RenderContext) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
+        digest = renderer.digest(self.digest)
         outputs: Files = []
         warnings: list[Problem] = []
         for lang in LANGS:
-            page = renderer.site.digest_page(self.digest, lang, self.newer, self.older)
-            outputs.append((digest_page_path(lang, self.digest.id), page))
+            page = renderer.site.digest_page(digest, lang, self.newer, self.older)
+            outputs.append((digest_page_path(lang, digest.id), page))
         middle = time.perf_counter()
         for lang in LANGS:
-            mail, found = render_newsletter(self.digest, lang, renderer.settings, renderer.env)
+            mail, found = render_newsletter(digest, lang, renderer.settings, renderer.env)
             outputs += mail
             warnings += found
         seconds = {"pages": middle - start, "newsletters": time.perf_counter() - middle}
@@ -187,6 +203,24 @@ class DigestJob(Job):
     @property
     def source(self) -> str | None:
         return self.digest.source
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEntry:
+    """A note as a feed job lists it: where it appeared, its head, and when it last changed
+    in the feed's language (None: never). Its text is read from its digest file (`source`,
+    whose bytes have the parse key `key`) only if its item must be rendered."""
+
+    digest: DigestRef
+    source: str
+    key: str
+    index: int
+    note: NoteHead
+    updated: datetime | None
+
+    def dates(self, settings: SiteSettings) -> tuple[datetime, datetime]:
+        """When it was published, and when it last changed in the feed's language."""
+        return entry_dates(self.digest, self.index, self.updated, settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +235,7 @@ class TagPageJob(Job):
     def key_parts(self, keys: KeyParts) -> list[str]:
         return ["tag", self.tag, repr(self.pages), *keys.parts(self.notes, _listed(keys))]
 
-    def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
+    def render(self, renderer: RenderContext) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
         outputs = [
             (
@@ -233,7 +267,7 @@ class FeedJob(Job):
     lang: Lang
     tag: str | None
     page: Page
-    entries: tuple[FeedEntry, ...]
+    entries: tuple[ListedEntry, ...]
     items: tuple[str, ...]  # each entry's item key (KeyParts.items)
 
     def key_parts(self, keys: KeyParts) -> list[str]:
@@ -242,7 +276,7 @@ class FeedJob(Job):
     def item_keys(self) -> tuple[str, ...]:
         return self.items
 
-    def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
+    def render(self, renderer: RenderContext) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
         settings = renderer.settings
         channel = note_channel(self.lang, self.tag, self.page, settings)
@@ -258,21 +292,21 @@ class DigestFeedJob(Job):
 
     templates: ClassVar[tuple[str, ...]] = (ITEM_TEMPLATE, DIGEST_ITEM_TEMPLATE)
     lang: Lang
-    digests: tuple[Digest, ...]
+    digests: tuple[DigestHead, ...]
     updated: tuple[datetime | None, ...]  # when a note of each last changed in the language
 
     def key_parts(self, keys: KeyParts) -> list[str]:
         parts = ["digests", self.lang]
         for digest, updated in zip(self.digests, self.updated, strict=True):
             parts.append(f"{_ref(digest.ref)} {updated}")
-            parts += [f"{n.slug} {keys.note_hash(n)}" for n in digest.notes]
+            parts += [f"{n.slug} {n.hash}" for n in digest.notes]
         return parts
 
-    def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
+    def render(self, renderer: RenderContext) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
         settings, env = renderer.settings, renderer.env
         items = [
-            digest_item(digest, self.lang, updated, settings, env)
+            digest_item(renderer.digest(digest), self.lang, updated, settings, env)
             for digest, updated in zip(self.digests, self.updated, strict=True)
         ]
         channel = digest_channel(self.lang, settings)
@@ -289,7 +323,7 @@ class SiteJob(Job):
     """
 
     refs: tuple[DigestRef, ...]  # every digest, newest first
-    latest: tuple[Digest, ...]  # the newest, shown on the landing page
+    latest: tuple[DigestHead, ...]  # the newest, shown on the landing page
     tag_counts: tuple[tuple[str, int], ...]  # display spelling and notes, most used first
     tags: tuple[str, ...]  # display spellings, by key
     sitemap: tuple[tuple[str, date], ...]  # path and when it last changed
@@ -298,10 +332,10 @@ class SiteJob(Job):
     def key_parts(self, keys: KeyParts) -> list[str]:
         raise TypeError("site-wide files have no key: they render every build")
 
-    def render(self, renderer: Renderer) -> tuple[Files, list[Problem], dict[str, float]]:
+    def render(self, renderer: RenderContext) -> tuple[Files, list[Problem], dict[str, float]]:
         start = time.perf_counter()
         site = renderer.site
-        outputs = [(HOME_PATH, site.home(self.latest))]
+        outputs = [(HOME_PATH, site.home([renderer.digest(d) for d in self.latest]))]
         outputs += [(name, asset(renderer.templates_dir, name)) for name in ICON_FILES]
         for lang in LANGS:
             outputs.append((search_page_path(lang), site.search_page(lang, self.search_shards)))
@@ -318,83 +352,9 @@ KINDS: tuple[type[Job], ...] = (DigestJob, TagPageJob, FeedJob, DigestFeedJob)
 """The kinds of job with a render key."""
 
 
-class Renderer:
-    """Runs jobs with one Jinja environment; writes their outputs into the object store."""
-
-    def __init__(
-        self,
-        settings: SiteSettings,
-        templates_dir: str | None,
-        store: ObjectStore,
-        items: ItemStore,
-    ):
-        self.settings = settings
-        self.templates_dir = templates_dir
-        self.store = store
-        self.items = items
-        self.env = make_environment(templates_dir)
-        self.site = SiteRenderer(settings, self.env)
-
-    def items_of(
-        self, lang: Lang, entries: Sequence[FeedEntry], keys: Sequence[str]
-    ) -> list[Fragment]:
-        """The entries' feed items: from the item store, the missing ones rendered (and kept)."""
-        found = self.items.get_many(keys)
-        missing = [
-            (key, entry) for key, entry in zip(keys, entries, strict=True) if key not in found
-        ]
-        if missing:
-            views = [note_item(entry, lang, self.settings, self.env) for _, entry in missing]
-            made = dict(zip((key for key, _ in missing), render_items(views, lang), strict=True))
-            self.items.put_many(made)
-            found |= made
-        return [found[key] for key in keys]
-
-    def run(self, job: Job) -> Rendered:
-        outputs, warnings, seconds = job.render(self)
-        start = time.perf_counter()
-        stored = tuple(Output(path, self.store.put(data), len(data)) for path, data in outputs)
-        seconds["write"] = time.perf_counter() - start
-        own = job.source
-        kept = tuple(
-            Problem(w.message, None if w.source == own else w.source, w.line, "warning")
-            for w in warnings
-        )
-        return Rendered(Entry(stored, kept), seconds)
-
-
 def warnings_of(job: Job, entry: Entry) -> list[Problem]:
     """The warnings a job gave, naming its digest file where it is now."""
     return [
         Problem(w.message, job.source if w.source is None else w.source, w.line, "warning")
         for w in entry.warnings
     ]
-
-
-_RENDERER: Renderer | None = None
-
-RENDER_GC_THRESHOLD = 20_000
-"""Allocations between two young-generation collections where jobs render (Python's default:
-700). Rendering makes cycles (template contexts), but few for all it allocates."""
-
-
-def start_renderer(
-    settings: SiteSettings, templates_dir: str | None, objects: Path, items: Path
-) -> None:
-    """In each worker (and, with one worker, in the build's process): the renderer `render`
-    uses, with feedgen imported and the templates compiled while the build loads the archive."""
-    global _RENDERER
-    # The collector is on where jobs render, also in a build's process, which runs without.
-    gc.set_threshold(RENDER_GC_THRESHOLD, *gc.get_threshold()[1:])
-    gc.enable()
-    _RENDERER = Renderer(settings, templates_dir, ObjectStore(objects), ItemStore(items))
-    import_feedgen()  # here, not in the build's main process, which only plans
-    for name in _RENDERER.env.list_templates(extensions=["html", "mjml", "txt", "xml"]):
-        with contextlib.suppress(Exception):  # a broken one is reported by the job that uses it
-            _RENDERER.env.get_template(name)
-
-
-def render(job: Job) -> Rendered:
-    """Render one job with this process's renderer (start_renderer)."""
-    assert _RENDERER is not None, "start_renderer first"
-    return _RENDERER.run(job)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -128,6 +128,47 @@ class Digest:
         return self.ref.note_published(index, tz)
 
 
+@dataclass(frozen=True, slots=True)
+class NoteHead:
+    """A note without its text: what a build plans from (its lists, tags and keys). Only a
+    job that renders the note reads its text, from its digest file (inputs.full_digest)."""
+
+    title: str
+    slug: str
+    line: int
+    authors: tuple[str, ...]
+    tags: tuple[str, ...]
+    hash: str  # of the whole note, as the archive holds it (state.note_hash)
+
+    @property
+    def ref(self) -> NoteRef:
+        return NoteRef(self.slug, self.title, self.authors)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestHead:
+    """A digest as a build plans from it: its notes' heads, and the key of its file's bytes
+    (inputs: a hash of its name and bytes), by which its text is found again."""
+
+    id: str
+    date: date
+    part: int | None
+    source: str
+    notes: tuple[NoteHead, ...]
+    key: str
+
+    @property
+    def sort_key(self) -> tuple[Day, int]:
+        return (self.date, self.part or 0)
+
+    @property
+    def ref(self) -> DigestRef:
+        return DigestRef(self.id, self.date, self.part, len(self.notes))
+
+    def note_published(self, index: int, tz: tzinfo) -> datetime:
+        return self.ref.note_published(index, tz)
+
+
 def _quick_to_unpickle(cls: type) -> None:
     """dataclasses gives a frozen class with slots a __setstate__ that looks its fields up
     again for every object; the parse cache unpickles every note of the archive each build."""
@@ -143,6 +184,8 @@ def _quick_to_unpickle(cls: type) -> None:
 
 _quick_to_unpickle(Note)
 _quick_to_unpickle(Digest)
+_quick_to_unpickle(NoteHead)
+_quick_to_unpickle(DigestHead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +229,15 @@ def digest_id(day: date, part: int | None) -> str:
     return day.isoformat() if part is None else f"{day.isoformat()}-{part}"
 
 
-@dataclass(frozen=True, slots=True)
-class Archive:
-    """Every digest, newest first, with tags in their display spelling."""
+AnyDigest = TypeVar("AnyDigest", Digest, DigestHead)
 
-    digests: tuple[Digest, ...]
+
+@dataclass(frozen=True, slots=True)
+class Archive(Generic[AnyDigest]):
+    """Every digest (whole, or as heads for a build), newest first, with tags in their
+    display spelling."""
+
+    digests: tuple[AnyDigest, ...]
 
     @property
     def notes(self) -> int:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from .cache import Cache, Entry, Output
-from .channels import FeedEntry
 from .config import SiteSettings
 from .errors import FeedsError, Problem
 from .jobs import (
@@ -23,16 +22,16 @@ from .jobs import (
     FeedJob,
     Job,
     KeyParts,
+    ListedEntry,
     Rendered,
     SiteJob,
     TagPageJob,
-    render,
     warnings_of,
 )
 from .model import (
     LANGS,
     Archive,
-    Digest,
+    DigestHead,
     DigestRef,
     Lang,
     NoteRef,
@@ -41,6 +40,7 @@ from .model import (
     tag_key,
 )
 from .pool import Pending, Pool
+from .renderer import render
 from .search import shards
 from .state import Updates, note_key
 from .urls import (
@@ -59,7 +59,7 @@ TagList = list[tuple[DigestRef, NoteRef]]
 
 
 def _tagged(
-    archive: Archive, refs: tuple[DigestRef, ...], keys: KeyParts
+    archive: Archive[DigestHead], refs: tuple[DigestRef, ...], keys: KeyParts
 ) -> tuple[dict[str, str], dict[str, TagList]]:
     """Every tag (key -> display spelling, by key, as Archive.tags) and, per tag key, its notes
     newest first: one pass over the archive's tags, for both, which also makes each listed
@@ -93,7 +93,7 @@ TagPageList = list[tuple[Page, TagList]]
 
 
 def _jobs(
-    archive: Archive,
+    archive: Archive[DigestHead],
     refs: tuple[DigestRef, ...],
     settings: SiteSettings,
     updates: Updates,
@@ -120,7 +120,7 @@ def _jobs(
             yield TagPageJob(display, tuple(notes), pages)
 
 
-def _digest_updated(digest: Digest, lang: Lang, updates: Updates) -> datetime | None:
+def _digest_updated(digest: DigestHead, lang: Lang, updates: Updates) -> datetime | None:
     """When a note of the digest last changed in the language (None: none ever did)."""
     found = [when for note in digest.notes if (when := updates.of(digest, note, lang))]
     return max(found, default=None)
@@ -184,7 +184,7 @@ class Collected:
 
 
 def _feed_jobs(
-    archive: Archive,
+    archive: Archive[DigestHead],
     refs: tuple[DigestRef, ...],
     size: int,
     updates: Updates,
@@ -213,16 +213,19 @@ def _feed_jobs(
             for key in tag_keys:
                 members[key].append(number)
             part, state_key = keys.note_part(note, position, digest_part), note_key(digest, note)
-            entry: FeedEntry | None = None
+            entry: ListedEntry | None = None
             for lang, (entries, items) in zip(LANGS, listed, strict=True):
                 when = of_key(state_key, lang)
                 if entry is None or entry.updated != when:  # the same in both, most often
-                    entry = FeedEntry(ref, position, note, when)
+                    entry = ListedEntry(ref, digest.source, digest.key, position, note, when)
                 entries.append(entry)
                 items.append(item(part, lang, when))
     by_lang = list(zip(LANGS, listed, strict=True))
-    for lang, everything in by_lang:
-        yield from _documents(lang, None, everything, size)
+    # Each document with the other language's of the same notes: the renderer that reads their
+    # digests again for their text (feeds.renderer) reads them once for both.
+    documents = [_documents(lang, None, everything, size) for lang, everything in by_lang]
+    for same in zip(*documents, strict=True):
+        yield from same
     for lang, (entries, items) in by_lang:
         for key, display in tags.items():
             numbers = members[key]
@@ -230,7 +233,7 @@ def _feed_jobs(
             yield from _documents(lang, display, tagged, size)
 
 
-Listed = tuple[list[FeedEntry], list[str]]
+Listed = tuple[list[ListedEntry], list[str]]
 """A feed's entries, newest first, and the item key of each."""
 
 
@@ -243,7 +246,7 @@ def _documents(lang: Lang, tag: str | None, listed: Listed, size: int) -> Iterat
 
 
 def plan(
-    archive: Archive,
+    archive: Archive[DigestHead],
     settings: SiteSettings,
     updates: Updates,
     keys: KeyParts,
@@ -293,7 +296,7 @@ def add_output(outputs: dict[str, Output], output: Output) -> None:
 
 def _site_job(
     refs: tuple[DigestRef, ...],
-    latest: tuple[Digest, ...],
+    latest: tuple[DigestHead, ...],
     tags: dict[str, str],
     pages_of: dict[str, TagPageList],
     search_shards: int,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, tzinfo
 from json.encoder import encode_basestring
 from typing import Any
 
-from .model import LANGS, Archive, Digest, Lang, Note
+from .model import LANGS, Archive, Digest, DigestHead, Lang, Note, NoteHead
 from .parse import slugify
 
 STATE_FILE = ".feeds-state.json"
@@ -40,6 +40,13 @@ def note_hash(note: Note) -> str:
     return ".".join(_part(list(v) if isinstance(v, tuple) else v) for v in values)
 
 
+def retagged(head: NoteHead, tags: tuple[str, ...]) -> NoteHead:
+    """The note's head with other tags, and its hash with them (note_hash's fourth part)."""
+    parts = head.hash.split(".")
+    parts[3] = _part(list(tags))
+    return replace(head, tags=tags, hash=".".join(parts))
+
+
 def shown_hash(parts: str, lang: Lang) -> str:
     """What readers of `lang` see of a note (its commentary, or the other language's when it
     has none in theirs), from note_hash."""
@@ -49,13 +56,13 @@ def shown_hash(parts: str, lang: Lang) -> str:
     return _part([title, authors, abstract, tags, shown])
 
 
-def _v1_hash(note: Note) -> str:
+def v1_hash(note: Note) -> str:
     """The one hash per note of version 1 of the state file (to read older files)."""
     content = [note.title, note.authors, note.abstract, note.korean, note.english, note.tags]
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:20]
 
 
-def note_key(digest: Digest, note: Note) -> str:
+def note_key(digest: Digest | DigestHead, note: Note | NoteHead) -> str:
     return f"{digest.id}#{note.slug}"
 
 
@@ -105,10 +112,12 @@ def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
 
 
 def _match(
-    notes: tuple[Note, ...], parts: list[str], known: dict[str, Known]
+    notes: tuple[NoteHead, ...], v1s: tuple[str, ...] | None, known: dict[str, Known]
 ) -> list[Known | None]:
     """The recorded note each note is, if any: with the same parts; else with the slug of its
-    title; else, its title edited, the one that shares the most of the rest."""
+    title; else, its title edited, the one that shares the most of the rest. `v1s`: each
+    note's version 1 hash, where the state file has them."""
+    parts = [n.hash for n in notes]
     if len(known) == len(notes) == len(set(parts)) and all(
         (k := known.get(n.slug)) is not None and k.parts == p
         for n, p in zip(notes, parts, strict=True)
@@ -121,11 +130,8 @@ def _match(
     by_content: dict[str, list[str]] = {}
     for slug, k in left.items():
         by_content.setdefault(k.parts or f"v1:{k.v1}", []).append(slug)
-    for i, note in enumerate(notes):
-        for content in (
-            parts[i],
-            f"v1:{_v1_hash(note)}" if any(k.v1 for k in known.values()) else "",
-        ):
+    for i in range(len(notes)):
+        for content in (parts[i], f"v1:{v1s[i]}" if v1s is not None else ""):
             same = [s for s in by_content.get(content, ()) if s in left]
             if same and found[i] is None:
                 found[i] = left.pop(same[0])
@@ -151,7 +157,7 @@ class Updates:
     new: int = 0
     edited: int = 0
 
-    def of(self, digest: Digest, note: Note, lang: Lang) -> datetime | None:
+    def of(self, digest: Digest | DigestHead, note: Note | NoteHead, lang: Lang) -> datetime | None:
         return self.of_key(note_key(digest, note), lang)
 
     def of_key(self, key: str, lang: Lang) -> datetime | None:
@@ -166,16 +172,23 @@ def _unique(base: str, taken: set[str]) -> str:
     return slug
 
 
+V1Hashes = Callable[[DigestHead], tuple[str, ...]]
+"""A digest's notes' version 1 hashes (v1_hash), from their text: only for a state file of
+version 1."""
+
+
 def stable_slugs(
-    archive: Archive, previous: dict[str, Any] | None, hash_of: Callable[[Note], str] = note_hash
-) -> tuple[Archive, list[list[Known | None]]]:
+    archive: Archive[DigestHead], previous: dict[str, Any] | None, v1_of: V1Hashes
+) -> tuple[Archive[DigestHead], list[tuple[list[Known | None], tuple[str, ...] | None]]]:
     """The archive with every note under the slug it was first published with (a new note
-    under its title's), and for each note what the state file knew of it."""
+    under its title's), and for each note what the state file knew of it (with the version 1
+    hashes of a digest the state file knew so)."""
     known = _known(previous)
     digests, matched = [], []
     for digest in archive.digests:
-        notes = digest.notes
-        found = _match(notes, [hash_of(n) for n in notes], known.get(digest.id, {}))
+        notes, recorded = digest.notes, known.get(digest.id, {})
+        v1s = v1_of(digest) if any(k.v1 for k in recorded.values()) else None
+        found = _match(notes, v1s, recorded)
         taken = {k.slug for k in found if k is not None}
         slugs = []
         for note, k in zip(notes, found, strict=True):
@@ -189,26 +202,23 @@ def stable_slugs(
             notes = tuple(replace(n, slug=s) for n, s in zip(notes, slugs, strict=True))
             digest = replace(digest, notes=notes)
         digests.append(digest)
-        matched.append(found)
+        matched.append((found, v1s))
     return Archive(tuple(digests)), matched
 
 
 def resolve_updates(
-    archive: Archive,
-    previous: dict[str, Any] | None,
-    tz: tzinfo,
-    hash_of: Callable[[Note], str] = note_hash,
-) -> tuple[Archive, Updates]:
+    archive: Archive[DigestHead], previous: dict[str, Any] | None, tz: tzinfo, v1_of: V1Hashes
+) -> tuple[Archive[DigestHead], Updates]:
     """Give notes their stable slugs, compare them with what the state recorded, and date what
-    readers of each language see changed. `hash_of` is note_hash, or one that remembers."""
-    archive, matched = stable_slugs(archive, previous, hash_of)
+    readers of each language see changed."""
+    archive, matched = stable_slugs(archive, previous, v1_of)
     newest = max((d.note_published(0, tz) for d in archive.digests if d.notes), default=None)
     updated: dict[tuple[str, Lang], datetime] = {}
     notes: dict[str, dict[str, Any]] = {}
     new = edited = 0
-    for digest, found in zip(archive.digests, matched, strict=True):
+    for digest, (found, v1s) in zip(archive.digests, matched, strict=True):
         for index, (note, old) in enumerate(zip(digest.notes, found, strict=True)):
-            key, parts = note_key(digest, note), hash_of(note)
+            key, parts = note_key(digest, note), note.hash
             if old is not None and old.parts == parts:  # as recorded (most notes, most builds)
                 for lang, stamp in old.updated.items():
                     if stamp:
@@ -216,15 +226,14 @@ def resolve_updates(
                 notes[key] = {"parts": parts, "updated": old.updated}
                 continue
             new += old is None
-            edited += old is not None and bool(
-                (old.parts and old.parts != parts) or (old.v1 and old.v1 != _v1_hash(note))
-            )
+            v1_changed = bool(old and old.v1 and v1s is not None and old.v1 != v1s[index])
+            edited += old is not None and bool((old.parts and old.parts != parts) or v1_changed)
             when: dict[Lang, str | None] = {}
             for lang in LANGS:
                 stamp = old.updated.get(lang) if old is not None else None
                 changed = old is not None and (
-                    (old.v1 and old.v1 != _v1_hash(note))
-                    or (
+                    v1_changed
+                    or bool(
                         old.parts
                         and old.parts != parts
                         and shown_hash(old.parts, lang) != shown_hash(parts, lang)

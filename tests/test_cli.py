@@ -79,7 +79,7 @@ try:
     main(["build", sys.argv[1], "--out", "dist"])
 except SystemExit:
     pass
-print(" ".join(sorted(m for m in ("feedgen", "mjml", "lxml", "feeds.jobs") if m in sys.modules)))
+print(" ".join(sorted(m for m in ("feedgen", "mjml", "lxml", "feeds.jobs", "feeds.renderer") if m in sys.modules)))
 """
 
 

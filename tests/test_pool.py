@@ -10,8 +10,8 @@ import pytest
 from feeds.build import no_collections
 from feeds.config import make_settings
 from feeds.errors import ParseError
-from feeds.jobs import RENDER_GC_THRESHOLD, start_renderer
 from feeds.pool import Pool, cpu_count
+from feeds.renderer import RENDER_GC_THRESHOLD, start_renderer
 
 
 def square(n: int) -> int:
