@@ -44,6 +44,19 @@ def _checksum(fragment: Fragment) -> int:
     return zlib.crc32(fragment.json, zlib.crc32(fragment.rss, zlib.crc32(fragment.atom)))
 
 
+def _looks_like_sqlite(path: Path) -> bool:
+    """No file yet, or one that starts as SQLite's do. SQLite itself would read a damaged file
+    as the database in its write-ahead log, when a build's workers left one behind."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(16)
+    except FileNotFoundError:
+        return True
+    except OSError:  # unreadable: as SQLite would find it
+        return False
+    return not head or head == b"SQLite format 3\x00"
+
+
 class ItemStore:
     """Fragments by item key, in one SQLite file; safe to use from several processes at once.
 
@@ -60,6 +73,8 @@ class ItemStore:
         if self._db is None and not self._broken:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not _looks_like_sqlite(self.path):
+                    raise sqlite3.DatabaseError("not a database")
                 db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
                 # Rows of ~10 KB: with large pages, reading them takes a third of the time
                 # (the page size counts only when the file is made).
