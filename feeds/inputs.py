@@ -127,14 +127,15 @@ def parse_again(source: str, key: str) -> Digest:
 
 
 def as_planned(note: Note, head: NoteHead, source: str) -> Note:
-    """The note under its head's slug and tags (state.stable_slugs, the display spellings);
-    FeedsError if it is not the note the head was made from."""
+    """The note under its head's slug and tags (state.stable_slugs, the display spellings).
+
+    The file's bytes are those its heads were parsed from (parse_again checked them; the parse
+    cache is kept per code), so only its place is checked: FeedsError if it is another note.
+    """
+    if (note.title, note.line) != (head.title, head.line):
+        raise changed_meanwhile(source)
     if (note.slug, note.tags) != (head.slug, head.tags):
         note = replace(note, slug=head.slug, tags=head.tags)
-    if note_hash(note) != head.hash:
-        raise changed_meanwhile(
-            source
-        )  # or the parser did, under the parse cache (it is keyed by code)
     return note
 
 

@@ -102,18 +102,28 @@ def _jobs(
     keys: KeyParts,
 ) -> Iterator[Job]:
     digests = archive.digests
+
+    def page_of(index: int) -> DigestJob:
+        newer = refs[index - 1] if index > 0 else None
+        older = refs[index + 1] if index + 1 < len(refs) else None
+        return DigestJob(digests[index], newer, older)
+
     # Feeds first: they cost the most to render and the least to key, so the workers start on
-    # them while this process keys the rest.
-    yield from _feed_jobs(archive, refs, settings.feed_limit, updates, tags, keys)
+    # them while this process keys the rest. Each digest's page right after the language
+    # feeds' documents that list its notes: a renderer reads its text again once for them all.
+    to_come = {ref.id: index for index, ref in enumerate(refs)}
+    for job in _feed_jobs(archive, refs, settings.feed_limit, updates, tags, keys):
+        yield job
+        if job.tag is None and job.lang == LANGS[-1]:
+            for entry in job.entries:
+                if (index := to_come.pop(entry.digest.id, None)) is not None:
+                    yield page_of(index)
     newest = digests[: settings.digest_feed_limit] if settings.digest_feed_limit else digests
     for lang in LANGS:
         changed = tuple(_digest_updated(digest, lang, updates) for digest in newest)
         yield DigestFeedJob(lang, tuple(newest), changed)
-
-    for index, digest in enumerate(digests):
-        newer = refs[index - 1] if index > 0 else None
-        older = refs[index + 1] if index + 1 < len(refs) else None
-        yield DigestJob(digest, newer, older)
+    for index in sorted(to_come.values()):  # digests without notes
+        yield page_of(index)
 
     for key, display in tags.items():
         for pages, notes in pages_of[key]:

@@ -16,7 +16,7 @@ from feeds.config import make_settings
 from feeds.errors import FeedsError
 from feeds.inputs import _parse_fresh, full_digest
 from feeds.parse import parse_file
-from feeds.state import retagged
+from feeds.state import note_hash, retagged
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -50,8 +50,9 @@ def test_a_job_reads_a_digest_again_as_the_build_planned_it(tmp_path):
     assert [n.slug for n in full.notes] == [n.slug for n in heads.notes]
     assert full.notes[1].tags == ("MoE",)
     assert full.notes[1].english == parse_file(path).digest.notes[1].english  # the text, again
+    assert note_hash(full.notes[1]) == planned.hash  # what its keys and the state were made of
     with pytest.raises(FeedsError, match="changed while the build ran"):
-        full_digest(replace(heads, notes=(head.notes[0], replace(planned, hash="0" * 77))))
+        full_digest(replace(heads, notes=(head.notes[0], replace(planned, title="Another"))))
 
 
 def test_a_digest_edited_while_the_build_runs_stops_it_and_dist_stays(tmp_path, monkeypatch):
