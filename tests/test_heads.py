@@ -4,6 +4,7 @@ its file only where a job renders it: as the build planned it, or not at all."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from feeds.config import make_settings
 from feeds.errors import FeedsError
 from feeds.inputs import _parse_fresh, full_digest
 from feeds.parse import parse_file
-from feeds.state import note_hash, retagged
+from feeds.state import note_hash, retagged, v1_hash
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -93,3 +94,33 @@ def test_the_parse_cache_keeps_heads_per_code(tmp_path):
     with Cache.open(tmp_path / "cache") as cache:
         assert cache.load_parsed("code-b") == {}  # parsed by other code: parsed again
         assert cache.load_parsed("code-a") == {key: parsed}
+
+
+def test_a_state_file_of_version_1_is_read_through_the_notes_text(tmp_path):
+    """Version 1 kept one hash of each whole note: a build, which holds no text, reads the
+    digests again to compare with it. A note as recorded keeps its date; an edited one is
+    dated anew."""
+    src = copy_seeds(tmp_path)
+    digest = parse_file(src / "2024-10-29.txt").digest
+    stamp = "2024-11-01T00:00:00+09:00"
+    notes = {
+        f"{digest.id}#{note.slug}": {"hash": v1_hash(note), "updated": stamp}
+        for note in digest.notes
+    }
+    (src / ".feeds-state.json").write_text(json.dumps({"version": 1, "notes": notes}))
+    first, second = (f"{digest.id}#{note.slug}" for note in digest.notes[:2])
+    path = src / "2024-10-29.txt"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("further progress", "more progress"),
+        encoding="utf-8",
+    )  # the second note, Mixture of Parrots
+    settings = make_settings(base_url="https://example.org/", cache_dir=str(tmp_path / "cache"))
+
+    report = build(src, tmp_path / "dist", settings)
+
+    state = json.loads((src / ".feeds-state.json").read_text())
+    assert state["version"] == 2
+    assert state["notes"][first]["updated"] == {"ko": stamp, "en": stamp}  # as recorded
+    assert state["notes"][second]["updated"]["en"] > stamp  # edited since: dated anew
+    others = sum(len(parse_file(f).digest.notes) for f in src.glob("*.txt")) - len(digest.notes)
+    assert report.state_changed == f"{others} new notes, 1 edited"  # the others: not recorded
