@@ -3,7 +3,9 @@ it renders its outputs, from exactly the data it carries.
 
 A job holds no reference to the archive, so it can run in any process, and its outputs
 depend on nothing but its fields, the site settings and its templates: the hash of those
-(its key) names them in the render cache.
+(its key) names them in the render cache. It carries digests as heads (model.DigestHead,
+whose notes' hashes are in its key); where it renders, their text is read again from their
+files, which must hold the bytes the build planned from (feeds.renderer).
 """
 
 from __future__ import annotations
