@@ -71,14 +71,13 @@ def read_archive(
     them already.
     """
     digests, display, problems = _read(folder, parse, listing)
-
-    def respell(note: Note) -> Note:
-        tags = tuple(map(display.__getitem__, note.tags))
-        return note if tags == note.tags else replace(note, tags=tags)
-
-    if any(tag != shown for tag, shown in display.items()):
-        digests = [replace(d, notes=tuple(map(respell, d.notes))) for d in digests]
+    if display:
+        digests = [replace(d, notes=_respelled(d.notes, display, _retag)) for d in digests]
     return Loaded(Archive(tuple(digests)), *problems)
+
+
+def _retag(note: Note, tags: tuple[str, ...]) -> Note:
+    return replace(note, tags=tags)
 
 
 def read_heads(
@@ -91,14 +90,25 @@ def read_heads(
     heads (from the parse cache, mostly); `retag` gives a note's head under other spellings
     of its tags (its hash changes with them)."""
     digests, display, problems = _read(folder, parse, listing)
-
-    def respell(note: NoteHead) -> NoteHead:
-        tags = tuple(map(display.__getitem__, note.tags))
-        return note if tags == note.tags else retag(note, tags)
-
-    if any(tag != shown for tag, shown in display.items()):
-        digests = [replace(d, notes=tuple(map(respell, d.notes))) for d in digests]
+    if display:
+        digests = [replace(d, notes=_respelled(d.notes, display, retag)) for d in digests]
     return Loaded(Archive(tuple(digests)), *problems)
+
+
+_Note = TypeVar("_Note", Note, NoteHead)
+
+
+def _respelled(
+    notes: tuple[_Note, ...],
+    display: dict[str, str],
+    retag: Callable[[_Note, tuple[str, ...]], _Note],
+) -> tuple[_Note, ...]:
+    """The notes with their tags in the archive's spelling (_display_tags)."""
+    found = []
+    for note in notes:
+        tags = tuple(map(display.__getitem__, note.tags))
+        found.append(note if tags == note.tags else retag(note, tags))
+    return tuple(found)
 
 
 _Problems = tuple[tuple[Problem, ...], tuple[Problem, ...], tuple[str, ...]]
@@ -111,7 +121,7 @@ def _read(
     listing: Listing | None,
 ) -> tuple[list[AnyDigest], dict[str, str], _Problems]:
     """Every digest that parsed, newest first, the display spelling of each tag spelling
-    (_display_tags), and the problems."""
+    where one differs (_display_tags; empty when none does), and the problems."""
     listing = list_digests(folder) if listing is None else listing
     errors: list[Problem] = []
     warnings: list[Problem] = list(listing.warnings)
@@ -136,6 +146,8 @@ def _read(
     warnings += days_problems(digests)
     digests.sort(key=lambda d: d.sort_key, reverse=True)
     display = _display_tags(digests)
+    if all(tag == shown for tag, shown in display.items()):
+        display = {}
     return digests, display, (tuple(warnings), tuple(errors), tuple(left_out))
 
 

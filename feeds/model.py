@@ -103,15 +103,14 @@ class DigestRef:
         return self.published(tz) + timedelta(seconds=self.size - index)
 
 
-@dataclass(frozen=True, slots=True)
-class Digest:
-    """One day's digest (or one part of a day with several)."""
+class _Dated:
+    """What a digest and its heads share: where it sorts, and how others refer to it."""
 
+    __slots__ = ()
     id: str
     date: date
     part: int | None
-    source: str
-    notes: tuple[Note, ...]
+    notes: tuple[object, ...]
 
     @property
     def sort_key(self) -> tuple[Day, int]:
@@ -126,6 +125,17 @@ class Digest:
 
     def note_published(self, index: int, tz: tzinfo) -> datetime:
         return self.ref.note_published(index, tz)
+
+
+@dataclass(frozen=True, slots=True)
+class Digest(_Dated):
+    """One day's digest (or one part of a day with several)."""
+
+    id: str
+    date: date
+    part: int | None
+    source: str
+    notes: tuple[Note, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +156,7 @@ class NoteHead:
 
 
 @dataclass(frozen=True, slots=True)
-class DigestHead:
+class DigestHead(_Dated):
     """A digest as a build plans from it: its notes' heads, and the key of its file's bytes
     (inputs: a hash of its name and bytes), by which its text is found again."""
 
@@ -157,21 +167,10 @@ class DigestHead:
     notes: tuple[NoteHead, ...]
     key: str
 
-    @property
-    def sort_key(self) -> tuple[Day, int]:
-        return (self.date, self.part or 0)
-
-    @property
-    def ref(self) -> DigestRef:
-        return DigestRef(self.id, self.date, self.part, len(self.notes))
-
-    def note_published(self, index: int, tz: tzinfo) -> datetime:
-        return self.ref.note_published(index, tz)
-
 
 def _quick_to_unpickle(cls: type) -> None:
     """dataclasses gives a frozen class with slots a __setstate__ that looks its fields up
-    again for every object; the parse cache unpickles every note of the archive each build."""
+    again for every object; the parse cache unpickles every note's head each build."""
     names = tuple(f.name for f in fields(cls))
     set_field = object.__setattr__
 
@@ -182,8 +181,6 @@ def _quick_to_unpickle(cls: type) -> None:
     cls.__setstate__ = __setstate__  # type: ignore[attr-defined]
 
 
-_quick_to_unpickle(Note)
-_quick_to_unpickle(Digest)
 _quick_to_unpickle(NoteHead)
 _quick_to_unpickle(DigestHead)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, tzinfo
 from json.encoder import encode_basestring
 from typing import Any
 
-from .model import LANGS, Archive, Digest, DigestHead, Lang, Note, NoteHead
+from .model import LANGS, Archive, DigestHead, Lang, Note, NoteHead
 from .parse import slugify
 
 STATE_FILE = ".feeds-state.json"
@@ -62,7 +62,7 @@ def v1_hash(note: Note) -> str:
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:20]
 
 
-def note_key(digest: Digest | DigestHead, note: Note | NoteHead) -> str:
+def note_key(digest: DigestHead, note: NoteHead) -> str:
     return f"{digest.id}#{note.slug}"
 
 
@@ -157,7 +157,7 @@ class Updates:
     new: int = 0
     edited: int = 0
 
-    def of(self, digest: Digest | DigestHead, note: Note | NoteHead, lang: Lang) -> datetime | None:
+    def of(self, digest: DigestHead, note: NoteHead, lang: Lang) -> datetime | None:
         return self.of_key(note_key(digest, note), lang)
 
     def of_key(self, key: str, lang: Lang) -> datetime | None:

@@ -41,7 +41,7 @@ def test_a_job_reads_a_digest_again_as_the_build_planned_it(tmp_path):
     _, parsed = _parse_fresh(path)
     head = parsed.digest
     parrots = head.notes[1]
-    assert parrots.tags == ("moe",) and not hasattr(parrots, "english")  # a head: no text
+    assert parrots.tags == ("moe",)
     # As planning leaves it: a stable slug from an earlier title, the archive's spelling of a tag.
     planned = replace(retagged(parrots, ("MoE",)), slug="mixture-of-parrots")
     heads = replace(head, notes=(head.notes[0], planned, *head.notes[2:]))
@@ -88,9 +88,14 @@ def test_a_digest_edited_while_the_build_runs_stops_it_and_dist_stays(tmp_path, 
 
 
 def test_the_parse_cache_keeps_heads_per_code(tmp_path):
-    key, parsed = _parse_fresh(copy_seeds(tmp_path) / "2024-11-07.txt")
+    path = copy_seeds(tmp_path) / "2024-11-07.txt"
+    key, parsed = _parse_fresh(path)
     with Cache.open(tmp_path / "cache") as cache:
         cache.save_parsed({key: parsed}, "code-a")
+    stored = b"".join(f.read_bytes() for f in (tmp_path / "cache" / "parsed").iterdir())
+    commentary = parse_file(path).digest.notes[0].english[0]
+    assert parsed.digest.notes[0].title.encode() in stored
+    assert commentary.encode() not in stored  # heads only: the text stays in the digest file
     with Cache.open(tmp_path / "cache") as cache:
         assert cache.load_parsed("code-b") == {}  # parsed by other code: parsed again
         assert cache.load_parsed("code-a") == {key: parsed}
