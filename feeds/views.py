@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import SiteSettings
 from .i18n import TEXT, short_authors
@@ -41,32 +43,49 @@ class NoteView:
 
 
 _MEMO_SIZE = 256
-"""Views kept per site: more than a digest's, in both languages (its page and newsletter
-show the same ones)."""
+"""Views kept per site: more than a digest's, in both languages. A digest's page, its
+newsletters and the feed items of its notes, rendered one after another (feeds.plan orders
+the jobs so), show the same ones."""
+
+
+class _Shared(NamedTuple):
+    """What a note's views in both languages share."""
+
+    note: Note  # cleaned
+    title_slug: str
+    paper_url: str
 
 
 class NoteViews:
-    """Makes the views of notes, for one site, and keeps the last ones made: a digest's page
-    and its newsletter show the same notes (note_views gives the shared one)."""
+    """Makes the views of notes, for one site, and keeps the last ones made (note_views gives
+    the shared one)."""
 
     def __init__(self, base_url: str, search: str):
         self.urls = Urls(base_url)
         self.search = search
         self._made = functools.lru_cache(maxsize=_MEMO_SIZE)(self._make)
+        self._shared = functools.lru_cache(maxsize=_MEMO_SIZE)(self._share)
 
     def __call__(
         self, digest_id: str, note: Note, lang: Lang, taken: frozenset[str] = frozenset()
     ) -> NoteView:
         """The view of one note of a digest in one language; `taken`: every anchor of its
         digest page, so that an alias never shares one."""
-        return self._made(digest_id, note, lang, taken)
+        view = self._made(digest_id, note, lang)
+        if view.aliases and view.aliases[0] in taken:
+            return dataclasses.replace(view, aliases=())
+        return view
 
-    def _make(self, digest_id: str, note: Note, lang: Lang, taken: frozenset[str]) -> NoteView:
+    def _share(self, note: Note) -> _Shared:
         note = clean_note(note)
+        texts = (*note.abstract, *note.korean, *note.english)
+        return _Shared(note, slugify(note.title), paper_url(note.title, texts, self.search))
+
+    def _make(self, digest_id: str, note: Note, lang: Lang) -> NoteView:
+        note, title_slug, paper = self._shared(note)
         shown: Lang = (
             lang if note.commentary(lang) or not note.commentary(other(lang)) else other(lang)
         )
-        title_slug = slugify(note.title)
         return NoteView(
             note=note,
             slug=note.slug,
@@ -76,10 +95,8 @@ class NoteViews:
             commentary_lang=shown,
             commentary_label=None if shown == lang else TEXT[lang]["commentary_in_other"],
             tag_links=self.urls.tag_links(lang, note.tags),
-            paper_url=paper_url(
-                note.title, (*note.abstract, *note.korean, *note.english), self.search
-            ),
-            aliases=(title_slug,) if title_slug != note.slug and title_slug not in taken else (),
+            paper_url=paper,
+            aliases=(title_slug,) if title_slug != note.slug else (),
         )
 
 

@@ -81,6 +81,35 @@ def test_digest_page_has_anchors_abstract_and_alternates(dist):
     assert "<script" not in html
 
 
+def test_a_retitled_note_keeps_its_anchor_and_gains_its_new_titles_unless_taken(tmp_path):
+    """A note keeps the slug it was published with; its new title's slug leads to it too,
+    unless another note of the page has that anchor. No id repeats on the page."""
+    src = tmp_path / "seeds"
+    shutil.copytree(SEEDS, src, ignore=shutil.ignore_patterns(".feeds-state.json"))
+    build(src, tmp_path / "dist", site())
+    digest = src / "2024-10-29.txt"
+    text = digest.read_text(encoding="utf-8")
+    matching = "Generator Matching: Generative modeling with arbitrary Markov processes"
+    kittens = "ThunderKittens: Simple, Fast, and Adorable AI Kernels"
+    mardini = "MarDini: Masked Autoregressive Diffusion for Video Generation at Scale"
+    text = text.replace(matching, "Generator Matching, Retitled").replace(kittens, mardini)
+    digest.write_text(text, encoding="utf-8")
+    build(src, tmp_path / "dist", site())
+    for lang in ("ko", "en"):
+        html = (tmp_path / "dist" / lang / "2024-10-29" / "index.html").read_text()
+        ids = re.findall(r'\sid="([^"]+)"', html)
+        assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+        for kept in (
+            "generator-matching-generative-modeling-with-arbitrary-markov-processes",
+            "thunderkittens-simple-fast-and-adorable-ai-kernels",
+            "mardini-masked-autoregressive-diffusion-for-video-generation-at-scale",
+        ):
+            assert f'<h2 id="{kept}" lang="en">' in html
+        assert '<span id="generator-matching-retitled"></span>' in html
+        # ThunderKittens' new title is MarDini's, whose note holds that anchor: no alias.
+        assert html.count("<span id=") == 1
+
+
 def test_tag_page_lists_tag_feeds_newest_first(dist):
     html = (dist / "en" / "tags" / "diffusion" / "index.html").read_text()
     assert (
