@@ -50,22 +50,30 @@ def _tree_rss_kib(root: int) -> int:
     The tree is walked through each thread's list of children: a few small reads per sample,
     where scanning every process on the machine took over a millisecond of the CPU the
     measured build competes for. Without those lists, every process is scanned.
+
+    A child between fork and exec (Python's subprocess uses vfork) has its parent's memory,
+    not memory of its own: /proc shows it the parent's, and counting them again put a build's
+    process in the sum twice whenever a sample fell as it started Pagefind. A child with its
+    parent's mappings (statm's sizes but the resident one, which moves between two reads) is
+    not counted; nor, then, a worker just forked, whose pages are all its parent's too.
     """
     if not os.path.exists(f"/proc/{root}/task/{root}/children"):
         return _tree_rss_kib_scan(root)
-    total, stack = 0, [root]
+    total, stack = 0, [(root, [""])]
     while stack:
-        pid = stack.pop()
+        pid, parents = stack.pop()
         try:
             with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * _PAGE_KIB
+                numbers = f.read().split()
             tasks = os.listdir(f"/proc/{pid}/task")
-        except (OSError, ValueError):  # it ended meanwhile
+        except OSError:  # it ended meanwhile
             continue
+        if numbers[:1] + numbers[2:] != parents[:1] + parents[2:]:
+            total += int(numbers[1]) * _PAGE_KIB
         for task in tasks:
             try:
                 with open(f"/proc/{pid}/task/{task}/children") as f:
-                    stack += map(int, f.read().split())
+                    stack += ((int(child), numbers) for child in f.read().split())
             except (OSError, ValueError):  # that thread ended meanwhile
                 continue
     return total
@@ -73,7 +81,7 @@ def _tree_rss_kib(root: int) -> int:
 
 def _tree_rss_kib_scan(root: int) -> int:
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    numbers: dict[int, tuple[str, str]] = {}  # virtual size, resident pages
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -84,12 +92,14 @@ def _tree_rss_kib_scan(root: int) -> int:
             continue
         pid = int(entry)
         children.setdefault(int(fields[1]), []).append(pid)
-        rss[pid] = int(fields[21]) * _PAGE_KIB
-    total, stack = 0, [root]
+        numbers[pid] = (fields[20], fields[21])
+    total, stack = 0, [(root, ("", ""))]
     while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack += children.get(pid, [])
+        pid, parents = stack.pop()
+        found = numbers.get(pid, ("", "0"))
+        if found[0] != parents[0]:  # as above: a child not yet exec-ed shares its parent's
+            total += int(found[1]) * _PAGE_KIB
+        stack += ((child, found) for child in children.get(pid, []))
     return total
 
 
