@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from json.encoder import encode_basestring
+from types import MappingProxyType
 from typing import Any
 
 from .model import LANGS, Archive, DigestHead, Lang, Note, NoteHead
@@ -31,6 +32,12 @@ def _part(value: object) -> str:
 
 
 _NONE = _part([])
+
+_NEVER: Mapping[Lang, str | None] = MappingProxyType(dict.fromkeys(LANGS))
+"""The update times of a note never updated in either language: one, read-only, for all."""
+
+StateNote = tuple[str, Mapping[Lang, str | None]]
+"""A note as the state file records it: its parts (note_hash) and update time per language."""
 
 
 def note_hash(note: Note) -> str:
@@ -73,7 +80,7 @@ class Known:
     slug: str
     parts: str  # note_hash; "" for a file of version 1
     v1: str  # version 1's hash ("" otherwise)
-    updated: dict[Lang, str | None]
+    updated: Mapping[Lang, str | None]  # _NEVER, shared, for a note never updated (most)
 
     def score(self, parts: str) -> int:
         """How surely a note with these parts is this one after an edit of its title."""
@@ -100,12 +107,14 @@ def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
             continue
         if previous["version"] == 1:
             when = value.get("updated")
-            updated: dict[Lang, str | None] = dict.fromkeys(LANGS, when)
+            updated = _NEVER if when is None else dict.fromkeys(LANGS, when)
             known = Known(slug, "", str(value.get("hash", "")), updated)
         else:
             raw = value.get("updated")
             stamps = raw if isinstance(raw, dict) else {}
             updated = {lang: stamps.get(lang) for lang in LANGS}
+            if updated == _NEVER:
+                updated = _NEVER
             known = Known(slug, str(value.get("parts", "")), "", updated)
         found.setdefault(digest_id, {})[slug] = known
     return found
@@ -153,7 +162,7 @@ class Updates:
     and what changed in it since the state file was written."""
 
     updated: dict[tuple[str, Lang], datetime]
-    state: dict[str, Any]
+    state: dict[str, StateNote]  # by note key, sorted: what dump_state writes
     new: int = 0
     edited: int = 0
 
@@ -214,7 +223,7 @@ def resolve_updates(
     archive, matched = stable_slugs(archive, previous, v1_of)
     newest = max((d.note_published(0, tz) for d in archive.digests if d.notes), default=None)
     updated: dict[tuple[str, Lang], datetime] = {}
-    notes: dict[str, dict[str, Any]] = {}
+    notes: dict[str, StateNote] = {}
     new = edited = 0
     for digest, (found, v1s) in zip(archive.digests, matched, strict=True):
         for index, (note, old) in enumerate(zip(digest.notes, found, strict=True)):
@@ -223,7 +232,7 @@ def resolve_updates(
                 for lang, stamp in old.updated.items():
                     if stamp:
                         updated[(key, lang)] = datetime.fromisoformat(stamp)
-                notes[key] = {"parts": parts, "updated": old.updated}
+                notes[key] = (parts, old.updated)
                 continue
             new += old is None
             v1_changed = bool(old and old.v1 and v1s is not None and old.v1 != v1s[index])
@@ -250,27 +259,28 @@ def resolve_updates(
                 if stamp:
                     updated[(key, lang)] = datetime.fromisoformat(stamp)
                 when[lang] = stamp
-            notes[key] = {"parts": parts, "updated": when}
-    state = {"version": _VERSION, "notes": dict(sorted(notes.items()))}
-    return archive, Updates(updated, state, new, edited)
+            notes[key] = (parts, when if any(when.values()) else _NEVER)
+    return archive, Updates(updated, dict(sorted(notes.items())), new, edited)
 
 
-def dump_state(state: dict[str, Any]) -> bytes:
-    """The state as JSON with one note per line, so an edit shows as a one-line diff."""
+def dump_state(notes: dict[str, StateNote]) -> bytes:
+    """The state file of these notes (Updates.state): JSON with one note per line, so that an
+    edit shows as a one-line diff."""
     string = encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str, in C
 
     def stamp(value: str | None) -> str:
         return "null" if value is None else string(value)
 
-    def line(key: str, value: dict[str, Any]) -> str:
-        when = value["updated"]
-        return (
-            f'{string(key)}: {{"parts": {string(value["parts"])}, "updated": '
-            f'{{"ko": {stamp(when["ko"])}, "en": {stamp(when["en"])}}}}}'
-        )
+    never = '{"ko": null, "en": null}'
 
-    notes = ",\n".join(line(key, value) for key, value in state["notes"].items())
-    return f'{{"version": {state["version"]:d}, "notes": {{\n{notes}\n}}}}\n'.encode()
+    def line(key: str, parts: str, when: Mapping[Lang, str | None]) -> str:
+        shown = (
+            never if when is _NEVER else f'{{"ko": {stamp(when["ko"])}, "en": {stamp(when["en"])}}}'
+        )
+        return f'{string(key)}: {{"parts": {string(parts)}, "updated": {shown}}}'
+
+    lines = ",\n".join(line(key, parts, when) for key, (parts, when) in notes.items())
+    return f'{{"version": {_VERSION:d}, "notes": {{\n{lines}\n}}}}\n'.encode()
 
 
 def parse_state(data: bytes | None) -> dict[str, Any] | None:
