@@ -1,7 +1,7 @@
 """Benchmark `feeds build` on generated archives, side by side with Pelican and Hugo.
 
     python bench/run.py                       # 100, 500, 2,000 digests, 3 runs; Pelican and Hugo at 2,000
-    python bench/run.py --sizes 10000 --runs 1 --edits 3 --compare-size 0   # then: the large archive
+    python bench/run.py --sizes 10000 --runs 1 --edits 1 --compare-size 0   # then: the large archive
     python bench/run.py --sizes 100 --runs 1 --compare-size 0   # a quick look
 
 Each size gets a deterministic corpus (python -m feeds.corpus, seed 0). Each scenario
