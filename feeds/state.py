@@ -95,6 +95,18 @@ class Known(NamedTuple):
         )
 
 
+def _stamp(value: object) -> str | None:
+    """A recorded update time, if it is one (ISO 8601 with its offset): a damaged one, edited
+    by hand or merged wrongly, counts as none, as a state file that cannot be read does."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value if when.tzinfo is not None else None
+
+
 def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
     """Per digest id, its notes by slug, from a state file of either version."""
     found: dict[str, dict[str, Known]] = {}
@@ -106,7 +118,7 @@ def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
         if not isinstance(value, dict) or not slug:
             continue
         if previous["version"] == 1:
-            when = value.get("updated")
+            when = _stamp(value.get("updated"))
             updated = _NEVER if when is None else dict.fromkeys(LANGS, when)
             known = Known(slug, "", str(value.get("hash", "")), updated)
         else:
@@ -114,7 +126,7 @@ def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
             if raw == _NEVER or not isinstance(raw, dict):  # never updated: most notes
                 updated = _NEVER
             else:
-                updated = {lang: raw.get(lang) for lang in LANGS}
+                updated = {lang: _stamp(raw.get(lang)) for lang in LANGS}
                 if updated == _NEVER:
                     updated = _NEVER
             known = Known(slug, str(value.get("parts", "")), "", updated)

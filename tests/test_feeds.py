@@ -270,6 +270,29 @@ def test_editing_a_note_marks_it_updated(tmp_path):
     assert edited == ["2024-11-07T00:00:06+09:00"]
 
 
+DAMAGED_STAMPS = (
+    '"soon"',
+    "null",
+    '{"ko": 7, "en": null, "fr": "x"}',
+    '{"ko": "not a time", "en": null}',
+    '{"ko": "2024-11-07T00:00:06", "en": null}',  # no offset: not comparable with note times
+)
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_STAMPS)
+def test_a_damaged_update_time_in_the_state_counts_as_never_updated(tmp_path, damaged):
+    dist = build_seeds(tmp_path)
+    state = tmp_path / "seeds" / ".feeds-state.json"
+    recorded = state.read_text()
+    never = '"updated": {"ko": null, "en": null}'
+    assert recorded.count(never) == recorded.count('"parts"')  # the seeds were never edited
+    state.write_text(recorded.replace(never, f'"updated": {damaged}', 1))
+    before = {p: p.read_bytes() for p in dist.rglob("*") if p.is_file()}
+    build(tmp_path / "seeds", dist, site())
+    assert {p: p.read_bytes() for p in dist.rglob("*") if p.is_file()} == before
+    assert state.read_text() == recorded  # rewritten as never updated
+
+
 def raw_content_html(path: str, data: bytes) -> str:
     """The first item's HTML content exactly as the feed file carries it."""
     if path.endswith(".json"):
