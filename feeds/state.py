@@ -104,7 +104,16 @@ def _stamp(value: object) -> str | None:
         when = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return value if when.tzinfo is not None else None
+    # In year 9999 a later edit's time (a second past it) would not exist.
+    return value if when.tzinfo is not None and when.year < datetime.max.year else None
+
+
+def _recorded_parts(value: object) -> str:
+    """A note's recorded parts (note_hash), if they are that: damaged ones count as unknown
+    (""), as in a state file of version 1, so the note is recorded again, not marked edited."""
+    if isinstance(value, str) and value.count(".") == len(_PARTS) - 1:
+        return value
+    return ""
 
 
 def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
@@ -129,7 +138,7 @@ def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
                 updated = {lang: _stamp(raw.get(lang)) for lang in LANGS}
                 if updated == _NEVER:
                     updated = _NEVER
-            known = Known(slug, str(value.get("parts", "")), "", updated)
+            known = Known(slug, _recorded_parts(value.get("parts")), "", updated)
         found.setdefault(digest_id, {})[slug] = known
     return found
 

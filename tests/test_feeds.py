@@ -276,6 +276,7 @@ DAMAGED_STAMPS = (
     '{"ko": 7, "en": null, "fr": "x"}',
     '{"ko": "not a time", "en": null}',
     '{"ko": "2024-11-07T00:00:06", "en": null}',  # no offset: not comparable with note times
+    '{"ko": "9999-12-31T23:59:59+09:00", "en": null}',  # no second after it for an edit
 )
 
 
@@ -291,6 +292,20 @@ def test_a_damaged_update_time_in_the_state_counts_as_never_updated(tmp_path, da
     build(tmp_path / "seeds", dist, site())
     assert {p: p.read_bytes() for p in dist.rglob("*") if p.is_file()} == before
     assert state.read_text() == recorded  # rewritten as never updated
+
+
+@pytest.mark.parametrize("damaged", ["7", '"x"', '"a.b.c"', "null", '["a", "b"]'])
+def test_damaged_recorded_parts_in_the_state_are_recorded_again(tmp_path, damaged):
+    dist = build_seeds(tmp_path)
+    state = tmp_path / "seeds" / ".feeds-state.json"
+    recorded = state.read_text()
+    first = recorded.index('"parts": ') + len('"parts": ')
+    end = recorded.index(",", first)
+    state.write_text(recorded[:first] + damaged + recorded[end:])
+    before = {p: p.read_bytes() for p in dist.rglob("*") if p.is_file()}
+    build(tmp_path / "seeds", dist, site())
+    assert {p: p.read_bytes() for p in dist.rglob("*") if p.is_file()} == before
+    assert state.read_text() == recorded
 
 
 def raw_content_html(path: str, data: bytes) -> str:
