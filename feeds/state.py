@@ -131,13 +131,10 @@ def _known(previous: dict[str, Any] | None) -> dict[str, dict[str, Known]]:
             updated = _NEVER if when is None else dict.fromkeys(LANGS, when)
             known = Known(slug, "", str(value.get("hash", "")), updated)
         else:
-            raw = value.get("updated")
-            if raw == _NEVER or not isinstance(raw, dict):  # never updated: most notes
-                updated = _NEVER
-            else:
-                updated = {lang: _stamp(raw.get(lang)) for lang in LANGS}
-                if updated == _NEVER:
-                    updated = _NEVER
+            raw, updated = value.get("updated"), _NEVER
+            if isinstance(raw, dict) and raw != _NEVER:  # _NEVER as recorded: most notes
+                stamps = {lang: _stamp(raw.get(lang)) for lang in LANGS}
+                updated = stamps if any(stamps.values()) else _NEVER
             known = Known(slug, _recorded_parts(value.get("parts")), "", updated)
         found.setdefault(digest_id, {})[slug] = known
     return found
